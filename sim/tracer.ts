@@ -44,12 +44,26 @@ export function kfn(def: KFn): KFn {
 export interface Span {
   readonly fn: KFn;
   /** a per-call operation tag, when the function dispatches on a runtime value */
-  op?: string;
+  op?: string | undefined;
   /** free-form per-call annotation (e.g. the ioctl name resolved for this file type) */
-  note?: string;
+  note?: string | undefined;
   start: number;
   end: number;
   readonly children: Span[];
+}
+
+/** One shape for every recorded span keeps the tracing-on path monomorphic. */
+class SpanNode implements Span {
+  end: number;
+  readonly children: Span[] = [];
+  constructor(
+    readonly fn: KFn,
+    public start: number,
+    public op: string | undefined,
+    public note: string | undefined,
+  ) {
+    this.end = start;
+  }
 }
 
 const MAX_DEPTH = 256;
@@ -73,9 +87,7 @@ export class Tracer {
     this.frames[this.depth] = fn;
     if (fn.entry === 'syscall') this.syscallDepths.push(this.depth);
     if (this.enabled) {
-      const span: Span = { fn, start: now, end: now, children: [] };
-      if (op !== undefined) span.op = op;
-      if (note !== undefined) span.note = note;
+      const span = new SpanNode(fn, now, op, note);
       const parent = this.open[this.open.length - 1];
       if (parent) parent.children.push(span);
       else this.sink.push(span);

@@ -30,12 +30,12 @@ export function functionGraph(roots: readonly Span[], opts: GraphOptions = {}): 
     const tag = opts.annotate ? `  /* ${s.fn.layer}; ${s.fn.prov.kind}${s.op ? `; op=${s.op}` : ''} */` : '';
     const leaf = s.children.length === 0 || (opts.maxDepth !== undefined && depth + 1 >= opts.maxDepth);
     if (leaf) {
-      lines.push(`${cpu} ${dur(s.end - s.start)}   |  ${indent}${s.fn.name}();${tag}`);
+      lines.push(`${cpu} ${dur(s.end - s.start)}    |  ${indent}${s.fn.name}();${tag}`);
       return;
     }
     lines.push(`${cpu} ${blank} |  ${indent}${s.fn.name}() {${tag}`);
     for (const c of s.children) visit(c, depth + 1);
-    lines.push(`${cpu} ${dur(s.end - s.start)}   |  ${indent}}`);
+    lines.push(`${cpu} ${dur(s.end - s.start)}    |  ${indent}}`);
   };
   for (const r of roots) visit(r, 0);
   return lines.join('\n');

@@ -44,23 +44,25 @@ export function treeMetrics(roots: readonly Span[]): TreeMetrics {
     m.frames++;
     if (depth > m.maxDepth) m.maxDepth = depth;
     const { fn } = s;
-    if (!seenLayers.has(fn.layer)) {
-      seenLayers.add(fn.layer);
-      m.layers.push(fn.layer);
+    // a library routine belongs to its caller's layer
+    const layer = fn.inheritLayer && parentLayer !== null ? parentLayer : fn.layer;
+    if (!seenLayers.has(layer)) {
+      seenLayers.add(layer);
+      m.layers.push(layer);
     }
-    if (parentLayer !== null && parentLayer !== fn.layer) m.layerCrossings++;
+    if (parentLayer !== null && parentLayer !== layer) m.layerCrossings++;
     if (PROV_RANK[fn.prov.kind] > PROV_RANK[m.provenance]) m.provenance = fn.prov.kind;
     const op = s.op ?? fn.op;
     if (fn.handler && op !== undefined) {
       let set = handlers.get(op);
       if (!set) handlers.set(op, (set = new Set()));
-      set.add(fn.layer);
+      set.add(layer);
     }
     let h = hops;
     if (belowIoctl && fn.uapi && ERASED_CTYPES.has(fn.uapi.ctype)) h++;
     if (h > m.typeErasureHops) m.typeErasureHops = h;
     const nowBelow = belowIoctl || fn.entry === 'ioctl';
-    for (const c of s.children) visit(c, depth + 1, fn.layer, nowBelow, h);
+    for (const c of s.children) visit(c, depth + 1, layer, nowBelow, h);
   };
   for (const r of roots) visit(r, 1, null, false, 0);
   for (const [op, set] of handlers) m.handlers[op] = [...set].sort();

@@ -35,6 +35,11 @@ export interface KFn {
   readonly entry?: 'syscall' | 'ioctl';
   /** true for a subsystem's ioctl handler of an IOMMU operation (handlerDuplication) */
   readonly handler?: boolean;
+  /**
+   * Library routines (_copy_from_user, memcpy) charge their primitives to the caller's layer, so
+   * per-layer figures say which layer copied; the span still shows in the call graph.
+   */
+  readonly inheritLayer?: boolean;
 }
 
 export function kfn(def: KFn): KFn {
@@ -118,7 +123,11 @@ export class Tracer {
 
   /** The layer of the innermost frame, or `fallback` outside any frame. */
   layer(fallback = 'user'): string {
-    return this.depth === 0 ? fallback : this.frames[this.depth - 1]!.layer;
+    for (let i = this.depth - 1; i >= 0; i--) {
+      const f = this.frames[i]!;
+      if (!f.inheritLayer) return f.layer;
+    }
+    return fallback;
   }
 
   /**

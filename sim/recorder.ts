@@ -1,6 +1,6 @@
 import { NPRIM, PRIMITIVES, type PrimitiveKind } from './primitives.ts';
 import type { PriceVector } from './costs/profile.ts';
-import type { Span } from './tracer.ts';
+import { TraceBuffer, type Span } from './tracer.ts';
 
 /** Per ioctl issued by userspace, what it moved across the user boundary. */
 export interface IoctlRecord {
@@ -46,7 +46,10 @@ export interface StepRecording {
   contentionNs: number;
   /** hardware and other event counters (qiDescriptors, iotlbHits, …) */
   counters: Map<string, number>;
-  trace: Span[];
+  /** the step's spans, recorded flat */
+  readonly traceBuf: TraceBuffer;
+  /** the step's call tree, built from traceBuf when first read */
+  readonly trace: Span[];
   /** the ioctls in progress on this step's thread (internal) */
   readonly ioctlStack: IoctlRecord[];
 }
@@ -70,7 +73,10 @@ function newRecording(path: string, label: string, thread: string, now: number):
     locks: new Map(),
     contentionNs: 0,
     counters: new Map(),
-    trace: [],
+    traceBuf: new TraceBuffer(),
+    get trace(): Span[] {
+      return this.traceBuf.spans();
+    },
     ioctlStack: [],
   };
 }

@@ -8,7 +8,7 @@ import { Recorder, type StepRecording } from './recorder.ts';
 import { Resource } from './resource.ts';
 import { Rng } from './rng.ts';
 import { Scheduler, type SimThread } from './scheduler.ts';
-import { Tracer, type KFn, type Span } from './tracer.ts';
+import { TraceBuffer, Tracer, type KFn } from './tracer.ts';
 
 export interface SimOptions {
   seed?: number;
@@ -31,8 +31,9 @@ export class Sim {
   readonly leaks = new LeakTracker();
   readonly prices: PriceVector;
   private readonly stepOf: (StepRecording | undefined)[] = [];
-  private readonly sinkOf: (Span[] | undefined)[] = [];
-  private readonly idleSink: Span[] = [];
+  private readonly sinkOf: (TraceBuffer | undefined)[] = [];
+  /** spans outside any step are not kept */
+  private readonly idleSink = new TraceBuffer(true);
 
   constructor(opts: SimOptions = {}) {
     this.rng = new Rng(opts.seed ?? 1);
@@ -127,7 +128,7 @@ export class Sim {
     if (this.stepOf[t.id]) throw new Error(`step ${this.stepOf[t.id]!.path} still open on ${t.name}`);
     const r = this.recorder.open(path, label, t.name, t.clock);
     this.stepOf[t.id] = r;
-    this.sinkOf[t.id] = r.trace;
+    this.sinkOf[t.id] = r.traceBuf;
     if (t === this.sched.current) this.sched.onSwitch?.(t);
   }
 

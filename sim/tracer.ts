@@ -57,17 +57,74 @@ export interface Span {
   readonly children: Span[];
 }
 
-/** One shape for every recorded span keeps the tracing-on path monomorphic. */
-class SpanNode implements Span {
-  end: number;
-  readonly children: Span[] = [];
-  constructor(
-    readonly fn: KFn,
-    public start: number,
-    public op: string | undefined,
-    public note: string | undefined,
-  ) {
-    this.end = start;
+/**
+ * Spans of one step, recorded flat in typed arrays (no allocation per span once warm) and turned
+ * into a tree only when someone reads it: tracing on stays cheap, and steps whose call graphs no
+ * report shows never build one.
+ */
+export class TraceBuffer {
+  n = 0;
+  private readonly fns: KFn[] = [];
+  /** per-call tags are rare: kept by span index */
+  private readonly ops = new Map<number, string>();
+  private readonly notes = new Map<number, string>();
+  private start: Float64Array = new Float64Array(64);
+  private end: Float64Array = new Float64Array(64);
+  private parent: Int32Array = new Int32Array(64);
+  private tree: Span[] | null = null;
+
+  /** A buffer that records nothing: spans outside any step. */
+  constructor(readonly discard = false) {}
+
+  push(fn: KFn, now: number, op: string | undefined, note: string | undefined, parent: number): number {
+    if (this.discard) return -1;
+    const i = this.n++;
+    if (i === this.start.length) this.grow();
+    this.fns[i] = fn;
+    if (op !== undefined) this.ops.set(i, op);
+    if (note !== undefined) this.notes.set(i, note);
+    this.start[i] = now;
+    this.end[i] = now;
+    this.parent[i] = parent;
+    this.tree = null;
+    return i;
+  }
+
+  close(i: number, now: number): void {
+    if (i >= 0) this.end[i] = now;
+  }
+
+  private grow(): void {
+    const cap = this.start.length * 2;
+    const f = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.start = f(this.start);
+    this.end = f(this.end);
+    const p = new Int32Array(cap);
+    p.set(this.parent);
+    this.parent = p;
+  }
+
+  /** The spans as a tree (roots in order), built once per change. */
+  spans(): Span[] {
+    if (this.tree) return this.tree;
+    const nodes: Span[] = [];
+    const roots: Span[] = [];
+    for (let i = 0; i < this.n; i++) {
+      const node: Span = { fn: this.fns[i]!, start: this.start[i]!, end: this.end[i]!, children: [] };
+      const op = this.ops.get(i);
+      if (op !== undefined) node.op = op;
+      const note = this.notes.get(i);
+      if (note !== undefined) node.note = note;
+      nodes.push(node);
+      const p = this.parent[i]!;
+      if (p < 0) roots.push(node);
+      else nodes[p]!.children.push(node);
+    }
+    return (this.tree = roots);
   }
 }
 
@@ -76,12 +133,14 @@ const MAX_DEPTH = 256;
 export class Tracer {
   enabled: boolean;
   private readonly frames: KFn[] = [];
-  private readonly open: Span[] = [];
+  /** the open spans' indices in their buffers */
+  private readonly openIdx: number[] = [];
+  private readonly openBuf: TraceBuffer[] = [];
   private depth = 0;
   /** depths of the syscall frames currently on the stack */
   private readonly syscallDepths: number[] = [];
-  /** where root spans go: the running step's trace (the Sim switches it with the thread) */
-  sink: Span[] = [];
+  /** where spans go: the running step's buffer (the Sim switches it with the thread) */
+  sink: TraceBuffer = new TraceBuffer(true);
 
   constructor(enabled = true) {
     this.enabled = enabled;
@@ -92,11 +151,11 @@ export class Tracer {
     this.frames[this.depth] = fn;
     if (fn.entry === 'syscall') this.syscallDepths.push(this.depth);
     if (this.enabled) {
-      const span = new SpanNode(fn, now, op, note);
-      const parent = this.open[this.open.length - 1];
-      if (parent) parent.children.push(span);
-      else this.sink.push(span);
-      this.open.push(span);
+      const top = this.openBuf.length - 1;
+      // a span whose parent lives in another buffer (a nested switch of thread) starts a root
+      const parent = top >= 0 && this.openBuf[top] === this.sink ? this.openIdx[top]! : -1;
+      this.openIdx.push(this.sink.push(fn, now, op, note, parent));
+      this.openBuf.push(this.sink);
     }
     this.depth++;
   }
@@ -106,9 +165,8 @@ export class Tracer {
     this.depth--;
     const fn = this.frames[this.depth]!;
     if (fn.entry === 'syscall') this.syscallDepths.pop();
-    if (this.enabled) {
-      const span = this.open.pop();
-      if (span) span.end = now;
+    if (this.enabled && this.openBuf.length) {
+      this.openBuf.pop()!.close(this.openIdx.pop()!, now);
     }
   }
 

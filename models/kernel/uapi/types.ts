@@ -45,8 +45,12 @@ export type FieldDecl =
 export interface UapiSource {
   /** `merged` = in a released kernel; `posted` = on a list, never merged (DESIGN principle 6). */
   readonly kind: 'merged' | 'posted';
-  /** Tag, commit or patch-mail Message-Id the layout was read from. */
+  /** Short label for tables: `v5.12`, `v8 01/10`, `ioasid V4 18/18`, `v6.15`. */
+  readonly era: string;
+  /** Release tag (`v6.15`) or patch-mail Message-Id that defines the layout. */
   readonly ref: string;
+  /** Where the header text was actually read (`owner/repo@sha`), when that is not `ref` itself. */
+  readonly readAt?: string;
   /** Human-readable citation, e.g. the patch subject. */
   readonly note?: string;
 }

@@ -21,7 +21,8 @@ export const PRIMITIVES = [
   'mmioWrite',
   'qiSubmit', // software side of qi_submit_sync: lock, tail update
   'qiDescriptor', // per 256-bit descriptor written to the queue
-  'qiHwCompletion', // hardware processing of a descriptor batch up to its wait
+  'qiHwDescriptor', // hardware processing of one invalidation descriptor (not a wait)
+  'qiHwCompletion', // hardware completion of a wait descriptor: drains what precedes it, writes status
   'devtlbInvalidation', // ATS invalidation round trip to the device
   'dmaMemRef', // one memory reference made by the IOMMU during a walk
   'vmExitKernel', // VM exit + entry handled in KVM

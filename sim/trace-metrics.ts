@@ -25,7 +25,7 @@ export interface TreeMetrics {
   handlers: Record<string, string[]>;
 }
 
-const PROV_RANK: Record<ProvenanceKind, number> = { merged: 0, posted: 1, projection: 2 };
+const PROV_RANK: Record<ProvenanceKind, number> = { hardware: 0, merged: 0, posted: 1, projection: 2 };
 
 export function treeMetrics(roots: readonly Span[]): TreeMetrics {
   const m: TreeMetrics = {

@@ -7,7 +7,11 @@
  * when tracing is on, so tracing off costs a push and a pop.
  */
 
-export type ProvenanceKind = 'merged' | 'posted' | 'projection';
+/**
+ * merged: upstream kernel code; posted: on a list, never merged; projection: nobody wrote it (we
+ * model what its advocates described); hardware: the emulated device, after the spec.
+ */
+export type ProvenanceKind = 'merged' | 'posted' | 'projection' | 'hardware';
 
 export interface Provenance {
   readonly kind: ProvenanceKind;

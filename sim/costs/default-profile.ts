@@ -95,6 +95,11 @@ export const DEFAULT_COSTS: CostTable = {
     source: `${VTD_D}: QI software submit, the 10·k per-descriptor part`,
     estimate: true,
   },
+  qiHwDescriptor: {
+    ns: { low: 50, default: 150, high: 500 },
+    source: `${VTD_D}: estimate of the per-descriptor share of a batch; the per-wait completion below carries the ~2,000-cycle round trip`,
+    estimate: true,
+  },
   qiHwCompletion: {
     ns: { low: 500, default: 1000, high: 3000 },
     source: `${VTD_D}: ~2,000 cycles per strict-mode IOTLB invalidation (Malka et al. FAST'15, Peleg et al. ATC'15)`,

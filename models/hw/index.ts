@@ -1,0 +1,3 @@
+export * from './memory.ts';
+export * from './dma-effects.ts';
+export * from './vtd/index.ts';

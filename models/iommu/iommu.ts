@@ -407,6 +407,7 @@ export class IommuCore {
           return ret;
         }
       }
+      domain.ops.iotlb_sync_map?.(domain, iova, size);
       return 0;
     });
   }

@@ -43,6 +43,8 @@ export interface DomainOps {
   /** returns the number of bytes unmapped */
   unmap_pages?(domain: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IotlbGather): number;
   iotlb_sync?(domain: IommuDomain, gather: IotlbGather): void;
+  /** after a map: drivers whose hardware caches not-present entries flush here */
+  iotlb_sync_map?(domain: IommuDomain, iova: number, size: number): void;
   iova_to_phys?(domain: IommuDomain, iova: number): number;
   cache_invalidate_user?(domain: IommuDomain, array: IommuUserDataArray): number;
   set_dirty_tracking?(domain: IommuDomain, enabled: boolean): number;

@@ -47,6 +47,25 @@ export class PageAllocator {
     return pfn;
   }
 
+  /** n physically contiguous frames (a boot-time ring or table); returns the first pfn or −1. */
+  allocContiguous(owner: string, n: number): number {
+    const free = new Set(this.free);
+    const starts = this.free.filter((p) => {
+      for (let i = 1; i < n; i++) if (!free.has(p + i)) return false;
+      return true;
+    });
+    if (!starts.length) return -1;
+    const first = starts[this.sim.rng.int(starts.length)]!;
+    for (let i = 0; i < n; i++) {
+      const at = this.free.indexOf(first + i);
+      this.free[at] = this.free[this.free.length - 1]!;
+      this.free.pop();
+      this.mem.write((first + i) * PAGE_SIZE, ZERO_PAGE, 0, PAGE_SIZE);
+      this.mem.setOwner(first + i, owner, i);
+    }
+    return first;
+  }
+
   freePage(pfn: number): void {
     this.mem.setOwner(pfn, null, 0);
     this.free.push(pfn);

@@ -58,6 +58,7 @@ export class PhysicalMemory {
   private lastPfn = -1;
   private lastBase = 0;
   private labels: LabelRange[] = [];
+  private readonly pageLabels = new Map<number, OwnerLabel>();
 
   constructor(opts: { addressBits?: number; initialPages?: number } = {}) {
     this.addressBits = opts.addressBits ?? 52;
@@ -289,8 +290,19 @@ export class PhysicalMemory {
     this.labels.sort((a, b) => a.base - b.base);
   }
 
+  /**
+   * Label one 4 KiB frame (or clear its label with null). A kernel's page allocator scatters the
+   * pages of one region across memory, so per-frame labels are kept in a map, not in the ranges.
+   */
+  setPageOwner(pfn: number, region: string | null, regionOffset = 0): void {
+    if (region === null) this.pageLabels.delete(pfn);
+    else this.pageLabels.set(pfn, { region, offset: regionOffset });
+  }
+
   /** The owner of `pa`, or undefined when no label covers it. */
   owner(pa: number): OwnerLabel | undefined {
+    const pl = this.pageLabels.get(Math.floor(pa / PAGE_SIZE));
+    if (pl) return { region: pl.region, offset: pl.offset + (pa % PAGE_SIZE) };
     const ls = this.labels;
     let lo = 0;
     let hi = ls.length - 1;

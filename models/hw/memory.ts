@@ -268,6 +268,12 @@ export class PhysicalMemory {
     for (let i = 0; i < data.length; i++) this.writeU8(pa + i, data[i]!);
   }
 
+  /** Zero a page only if it holds data: an untouched page already reads as zeros. */
+  clearPage(pfn: number): void {
+    const base = this.pageBase(pfn);
+    if (base >= 0) this.words.fill(0, base, base + WORDS_PER_PAGE);
+  }
+
   /** Zero a whole page (e.g. a freshly allocated table page). */
   zeroPage(pfn: number): void {
     const base = this.ensurePage(pfn);

@@ -10,6 +10,8 @@ export interface HostMemory {
   write(pa: number, src: Uint8Array, srcOff: number, len: number): void;
   /** labels frame `pfn` as page `index` of `owner`, or clears the label */
   setOwner(pfn: number, owner: string | null, index: number): void;
+  /** zeroes a frame (cheaply when it was never written) */
+  zeroPage(pfn: number): void;
 }
 
 export const PAGE_SHIFT = 12;
@@ -20,56 +22,69 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
  * the seeded RNG: the seed changes page placement, never meaning (DESIGN principle 8).
  */
 export class PageAllocator {
+  /** free frames, in no order; pos[pfn - first] is a frame's index here, −1 when allocated */
   private readonly free: number[];
+  private readonly pos: Int32Array;
 
   constructor(
     private readonly sim: Sim,
     readonly mem: HostMemory,
-    firstPfn: number,
-    nrFrames: number,
+    private readonly firstPfn: number,
+    private readonly nrFrames: number,
   ) {
     this.free = Array.from({ length: nrFrames }, (_, i) => firstPfn + i);
+    this.pos = Int32Array.from({ length: nrFrames }, (_, i) => i);
   }
 
   get nrFree(): number {
     return this.free.length;
   }
 
+  private take(pfn: number, owner: string, index: number): void {
+    const i = this.pos[pfn - this.firstPfn]!;
+    const last = this.free[this.free.length - 1]!;
+    this.free[i] = last;
+    this.pos[last - this.firstPfn] = i;
+    this.free.pop();
+    this.pos[pfn - this.firstPfn] = -1;
+    this.mem.zeroPage(pfn);
+    this.mem.setOwner(pfn, owner, index);
+  }
+
+  private isFree(pfn: number): boolean {
+    const o = pfn - this.firstPfn;
+    return o >= 0 && o < this.nrFrames && this.pos[o]! >= 0;
+  }
+
   /** alloc_page: returns a pfn or −1 when out of memory. Frames come zeroed. */
   allocPage(owner: string, index: number): number {
     if (this.free.length === 0) return -1;
-    const i = this.sim.rng.int(this.free.length);
-    const pfn = this.free[i]!;
-    this.free[i] = this.free[this.free.length - 1]!;
-    this.free.pop();
-    this.mem.write(pfn * PAGE_SIZE, ZERO_PAGE, 0, PAGE_SIZE);
-    this.mem.setOwner(pfn, owner, index);
+    const pfn = this.free[this.sim.rng.int(this.free.length)]!;
+    this.take(pfn, owner, index);
     return pfn;
   }
 
-  /** n physically contiguous frames (a boot-time ring or table); returns the first pfn or −1. */
+  /**
+   * n physically contiguous frames (a boot-time ring or directory), at a seeded place; returns
+   * the first pfn or −1.
+   */
   allocContiguous(owner: string, n: number): number {
-    const free = new Set(this.free);
-    const starts = this.free.filter((p) => {
-      for (let i = 1; i < n; i++) if (!free.has(p + i)) return false;
-      return true;
-    });
-    if (!starts.length) return -1;
-    const first = starts[this.sim.rng.int(starts.length)]!;
-    for (let i = 0; i < n; i++) {
-      const at = this.free.indexOf(first + i);
-      this.free[at] = this.free[this.free.length - 1]!;
-      this.free.pop();
-      this.mem.write((first + i) * PAGE_SIZE, ZERO_PAGE, 0, PAGE_SIZE);
-      this.mem.setOwner(first + i, owner, i);
+    for (let attempt = 0; attempt < 64 && this.free.length >= n; attempt++) {
+      const start = this.free[this.sim.rng.int(this.free.length)]!;
+      let ok = true;
+      for (let i = 0; i < n && ok; i++) ok = this.isFree(start + i);
+      if (!ok) continue;
+      for (let i = 0; i < n; i++) this.take(start + i, owner, i);
+      return start;
     }
-    return first;
+    return -1;
   }
 
   freePage(pfn: number): void {
+    if (this.isFree(pfn)) throw new Error(`free_page: pfn 0x${pfn.toString(16)} is already free`);
     this.mem.setOwner(pfn, null, 0);
+    this.pos[pfn - this.firstPfn] = this.free.length;
     this.free.push(pfn);
   }
 }
 
-const ZERO_PAGE = new Uint8Array(PAGE_SIZE);

@@ -25,6 +25,10 @@ export class FlatHostMemory implements HostMemory {
     this.page(pfn).set(src.subarray(srcOff, srcOff + len), off);
   }
 
+  zeroPage(pfn: number): void {
+    this.pages.get(pfn)?.fill(0);
+  }
+
   setOwner(pfn: number, owner: string | null, index: number): void {
     if (owner === null) this.owners.delete(pfn);
     else this.owners.set(pfn, `${owner}#${index}`);

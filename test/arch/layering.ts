@@ -14,6 +14,7 @@ export type Group =
   | 'tunnel' // design A above the IOMMU core
   | 'iommufd' // design B above the IOMMU core
   | 'vdpa' // vDPA bus code both designs' vhost-vdpa sit on
+  | 'machine' // the shared platform: memory, the host VT-d, the kernel and the shared IOMMU layer, wired
   | 'guest'
   | 'vmm'
   | 'scenarios'
@@ -32,15 +33,16 @@ const ALLOWED: Record<Group, readonly Group[]> = {
   vdpa: ['sim', 'hw', 'kernel', 'iommu'],
   tunnel: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'vdpa'],
   iommufd: ['sim', 'hw', 'kernel', 'iommu', 'vdpa'],
+  machine: ['sim', 'hw', 'kernel', 'iommu'],
   guest: ['sim', 'hw'],
   // backends talk to the kernel only through syscalls on the fd table: no subsystem
   vmm: ['sim', 'hw', 'kernel', 'guest'],
-  scenarios: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'guest', 'vmm', 'results'],
+  scenarios: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'machine', 'guest', 'vmm', 'results'],
   results: ['sim'],
   reports: ['sim', 'results'],
-  bin: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'guest', 'vmm', 'scenarios', 'results', 'reports'],
-  bench: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'guest', 'vmm', 'scenarios', 'results', 'reports'],
-  test: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'guest', 'vmm', 'scenarios', 'results', 'reports', 'bin', 'bench'],
+  bin: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'machine', 'guest', 'vmm', 'scenarios', 'results', 'reports'],
+  bench: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'machine', 'guest', 'vmm', 'scenarios', 'results', 'reports'],
+  test: ['sim', 'hw', 'kernel', 'iommu', 'iommu-tunnel', 'tunnel', 'iommufd', 'vdpa', 'machine', 'guest', 'vmm', 'scenarios', 'results', 'reports', 'bin', 'bench'],
 };
 
 /** Which group a repository-relative path belongs to; null for a file no rule covers. */
@@ -54,6 +56,7 @@ export function groupOf(path: string): Group | null {
   switch (sub) {
     case 'hw':
     case 'kernel':
+    case 'machine':
     case 'guest':
     case 'vmm':
       return sub;

@@ -18,10 +18,14 @@ export const FR = Object.freeze({
   CONTEXT_ENTRY_RSVD: 0x42,
   /** Invalid context entry (dmar.c 0x43). */
   CONTEXT_ENTRY_INV: 0x43,
+  /** ATS translation request while the context entry's DTE is clear (dmar.c 0x44). */
+  CONTEXT_DTE_CLEAR: 0x44,
   /** Request with PASID while context PASIDE is clear (dmar.c 0x45). */
   CONTEXT_PASIDE_CLEAR: 0x45,
   /** PASID larger than the context entry's PDTS allows (dmar.c 0x46). */
   PASID_TOO_LARGE: 0x46,
+  /** Page request while the context entry's PRE is clear (dmar.c 0x47, qemu VTD_FR_SM_PRE_ABS). */
+  CONTEXT_PRE_CLEAR: 0x47,
   /** PASID-directory entry access error (qemu VTD_FR_PASID_DIR_ACCESS_ERR). */
   PASID_DIR_ACCESS: 0x50,
   /** PASID-directory entry P = 0 (qemu VTD_FR_PASID_DIR_ENTRY_P). */

@@ -3,9 +3,9 @@
  * Offsets and bits: linux drivers/iommu/intel/iommu.h (DMAR_*_REG, DMA_GCMD_*, DMA_GSTS_*,
  * DMA_RTADDR_SMT) and qemu hw/i386/intel_iommu_internal.h; vtd-model §A.0.
  *
- * This issue implements CAP/ECAP, GCMD/GSTS and RTADDR. The invalidation queue (IQA/IQH/IQT/ICS),
- * fault registers (FSTS/FECTL/FRCD) and the PRQ registers come later: they are plain offsets
- * here, and their behaviour attaches through `onWrite`, which an MMIO front end also uses.
+ * Behaviour attaches through `onWrite` (after the store) and `onWriteFilter` (what is stored):
+ * CAP/ECAP, GCMD/GSTS, RTADDR in vtd.ts; IQA/IQH/IQT/ICS/IQER in qi.ts; FSTS/FECTL/FRCD in
+ * fault-recording.ts; PQA/PQH/PQT/PRS/PECTL in prq.ts. Software reaches them through mmio.ts.
  */
 import type { Reg64 } from './caps.ts';
 
@@ -66,6 +66,26 @@ export const GSTS = Object.freeze({
   CFIS: 1 << 23,
 });
 
+/** FSTS (0x34) bits (linux DMA_FSTS_*); FRI is bits 15:8. PPF is read-only, the rest W1C. */
+export const FSTS = Object.freeze({
+  PFO: 1 << 0, // primary fault overflow
+  PPF: 1 << 1, // primary pending fault
+  IQE: 1 << 4, // invalidation queue error
+  ICE: 1 << 5, // invalidation completion error
+  ITE: 1 << 6, // invalidation time-out error (device-TLB)
+  PRO: 1 << 7, // page request overflow (legacy position; PRS.PRO is the current one)
+  FRI_SHIFT: 8,
+});
+
+/** ICS (0x9c): invalidation wait descriptor complete (W1C). */
+export const ICS_IWC = 1;
+/** PRS (0xdc): pending page request, page request overflow (W1C; linux DMA_PRS_*). */
+export const PRS = Object.freeze({ PPR: 1, PRO: 2 });
+/** IQA (0x90): DW (256-bit descriptors) bit 11, QS bits 2:0, base bits 63:12. */
+export const IQA_DW = 1 << 11;
+/** FRCD dword 3 (bits 127:96): F (fault) bit 31 (linux DMA_FRCD_F), T bit 30. */
+export const FRCD_F = 1 << 31;
+
 /** RTADDR bit 10 (TTM = 01b): scalable-mode root table (DMA_RTADDR_SMT / VTD_RTADDR_SMT). */
 export const RTADDR_SMT = 1 << 10;
 
@@ -73,11 +93,14 @@ export const RTADDR_SMT = 1 << 10;
 export const REG_SPACE_SIZE = 0x1000;
 
 export type RegWriteHook = (offset: number, value: number, regs: RegisterFile) => void;
+/** Maps a software write to the value stored (write-1-to-clear, hardware-owned bits). */
+export type RegWriteFilter = (offset: number, written: number, old: number) => number;
 
 export class RegisterFile {
   private readonly words = new Int32Array(REG_SPACE_SIZE / 4);
   private readonly readOnly = new Uint8Array(REG_SPACE_SIZE / 4);
   private readonly hooks = new Map<number, RegWriteHook>();
+  private readonly filters = new Map<number, RegWriteFilter>();
 
   /** Raw 32-bit value (no side effects): what the hardware itself uses. */
   get32(offset: number): number {
@@ -108,6 +131,28 @@ export class RegisterFile {
     this.hooks.set(offset, hook);
   }
 
+  /**
+   * Shape what a software write of the dword at `offset` stores (W1C status bits, read-only
+   * fields). Runs before the value is stored; the write hook still receives the written value.
+   */
+  onWriteFilter(offset: number, filter: RegWriteFilter): void {
+    this.filters.set(offset, filter);
+  }
+
+  /** A software write's stored value and side effects, without running the write hook (a write a
+   * VMM trapped and deferred: the register latches the value, the hardware has not acted). */
+  latch32(offset: number, value: number): void {
+    checkOffset(offset, 4);
+    this.store(offset, value);
+  }
+
+  private store(offset: number, value: number): boolean {
+    if (this.readOnly[offset >>> 2] === 1) return false;
+    const f = this.filters.get(offset);
+    this.set32(offset, f ? f(offset, value >>> 0, this.get32(offset)) : value);
+    return true;
+  }
+
   // ---- software (MMIO) accesses --------------------------------------------------------------
 
   read32(offset: number): number {
@@ -117,8 +162,7 @@ export class RegisterFile {
 
   write32(offset: number, value: number): void {
     checkOffset(offset, 4);
-    if (this.readOnly[offset >>> 2] === 1) return;
-    this.set32(offset, value);
+    if (!this.store(offset, value)) return;
     this.hooks.get(offset)?.(offset, value >>> 0, this);
   }
 
@@ -132,10 +176,10 @@ export class RegisterFile {
     checkOffset(offset, 8);
     const lo = Number(value & 0xffffffffn);
     const hi = Number((value >> 32n) & 0xffffffffn);
-    if (this.readOnly[offset >>> 2] !== 1) this.set32(offset, lo);
-    if (this.readOnly[(offset + 4) >>> 2] !== 1) this.set32(offset + 4, hi);
-    this.hooks.get(offset)?.(offset, lo >>> 0, this);
-    this.hooks.get(offset + 4)?.(offset + 4, hi >>> 0, this);
+    const storedLo = this.store(offset, lo);
+    const storedHi = this.store(offset + 4, hi);
+    if (storedLo) this.hooks.get(offset)?.(offset, lo >>> 0, this);
+    if (storedHi) this.hooks.get(offset + 4)?.(offset + 4, hi >>> 0, this);
   }
 }
 

@@ -7,8 +7,10 @@
  *   context-cache → (miss: root entry + context entry) → RID_PASID substitution →
  *   PASID-cache → (miss: PASID directory entry + PASID entry) → pass-through short cut →
  *   IOTLB → (miss: walk by PGTT, then fill) → interrupt-window check.
- * Later issues add the invalidation queue, fault recording registers, the PRQ and a PCIe device on
- * top; they call the invalidation methods below and may set `faultHook`.
+ * The software interface sits on top: `mmio` (register accesses, observable by a VMM), `qi` (the
+ * invalidation queue, which calls the invalidation methods below), `frcd` (fault recording), `prq`
+ * (page requests), interrupts (`onInterrupt`), and the endpoints (PCIe devices) the queue reaches
+ * for device-TLB invalidations and page group responses. `sim` binds the unit to an engine.
  */
 import type { PhysicalMemory } from '../memory.ts';
 import { DmaEffectsLog } from '../dma-effects.ts';
@@ -18,6 +20,13 @@ import { ContextCache, FsPwc, Iotlb, PASID_FLAG, PasidCache, SsPwc, TLB_KIND, TL
 import { FR, type FaultRecord } from './faults.ts';
 import { Walker, ACCESS } from './walk.ts';
 import { PGTT, contextEntryReservedSet, pasidEntryReservedSet } from './tables.ts';
+import type { Sim } from '../../../sim/sim.ts';
+import type { SimThread } from '../../../sim/scheduler.ts';
+import { HwEvents, type InterruptHandler, type InterruptKind } from './events.ts';
+import { InvalidationQueue, type AtsEndpoint } from './qi.ts';
+import { FaultRecording } from './fault-recording.ts';
+import { PageRequestQueue } from './prq.ts';
+import { VtdMmio } from './mmio.ts';
 
 /** `pasid` argument for a request without PASID (the context entry's RID_PASID is used). */
 export const NO_PASID = -1;
@@ -140,6 +149,14 @@ export class Vtd {
   /** Called on every translation fault, before return. Null by default (no cost). */
   faultHook: FaultHook | null = null;
   readonly effects = new DmaEffectsLog();
+  /** Interrupt delivery and deferred hardware work; holds the engine binding. */
+  readonly events = new HwEvents();
+  /** Software's way in: every register access, with observers (a VMM traps IQT here). */
+  readonly mmio: VtdMmio;
+  readonly qi: InvalidationQueue;
+  readonly frcd: FaultRecording;
+  readonly prq: PageRequestQueue;
+  private readonly endpoints = new Map<number, AtsEndpoint>();
 
   private rootTable = 0;
   private rootScalable = false;
@@ -167,6 +184,59 @@ export class Vtd {
     this.ssPwc = new SsPwc(sizes.ssPwc);
     this.walker = new Walker(mem, { haw: this.haw, mgaw: this.caps.mgaw, fl1gp: this.caps.fl1gp, sllps: this.caps.sllps }, this.fsPwc, this.ssPwc);
     this.initRegisters();
+    this.mmio = new VtdMmio(this);
+    this.qi = new InvalidationQueue(this);
+    this.frcd = new FaultRecording(this);
+    this.prq = new PageRequestQueue(this);
+  }
+
+  // ==== engine binding, interrupts, endpoints ====================================================
+
+  /**
+   * The engine this unit charges (set by whoever builds the machine). Null: the unit works without
+   * charging (unit tests, benchmarks).
+   */
+  get sim(): Sim | null {
+    return this.events.sim;
+  }
+  set sim(s: Sim | null) {
+    this.events.sim = s;
+  }
+
+  /**
+   * Connect an interrupt: the fault event (FECTL), the invalidation completion event (IECTL) or the
+   * page request event (PECTL). With `thread` and a bound sim, the handler runs as a unit posted on
+   * that thread at the hardware's completion time. Returns a disconnect function.
+   */
+  onInterrupt(kind: InterruptKind, handler: InterruptHandler, thread?: SimThread): () => void {
+    return this.events.onInterrupt(kind, handler, thread);
+  }
+
+  /** A PCIe endpoint behind this unit (by requester id): device-TLB invalidations and PRG responses. */
+  attachEndpoint(ep: AtsEndpoint): void {
+    if (this.endpoints.has(ep.rid)) throw new Error(`${this.name}: requester id 0x${ep.rid.toString(16)} already attached`);
+    this.endpoints.set(ep.rid, ep);
+  }
+
+  detachEndpoint(ep: AtsEndpoint): void {
+    if (this.endpoints.get(ep.rid) === ep) this.endpoints.delete(ep.rid);
+  }
+
+  endpoint(rid: number): AtsEndpoint | undefined {
+    return this.endpoints.get(rid);
+  }
+
+  /**
+   * The context entry's flags for `sid` as the hardware holds them (context-cache, else a fetch):
+   * bit 0 FPD, 1 PASIDE, 2 PRE, 3 DTE; -1 when the context is not present or invalid. Used for
+   * ATS (DTE) and PRI (PRE) decisions; does not move the context-cache hit counters.
+   */
+  contextFlagsFor(sid: number): number {
+    if (!this.enabled) return -1;
+    const cc = this.contextCache;
+    const id = cc.table.find(sid, 0, 0, 0);
+    const c = id >= 0 ? id : this.fetchContext(sid);
+    return cc.status[c] !== 0 ? -1 : cc.flags[c]!;
   }
 
   // ==== registers ================================================================================
@@ -205,7 +275,9 @@ export class Vtd {
       sts = te ? sts | GSTS.TES : sts & ~GSTS.TES;
       this.invalidateEverything();
     }
-    // QIE / IRE: status mirrors the command; their behaviour arrives with later issues.
+    const qie = (v & GCMD.QIE) !== 0;
+    if (qie !== ((sts & GSTS.QIES) !== 0)) this.qi.setEnabled(qie);
+    // QIE / IRE: status mirrors the command (QIE's behaviour is in qi.ts).
     for (const [cmd, st] of [
       [GCMD.QIE, GSTS.QIES],
       [GCMD.IRE, GSTS.IRES],
@@ -568,12 +640,12 @@ export class Vtd {
   }
 
   /**
-   * Record a DMA fault for the digest. Placeholder for the fault-recording issue (FRCD registers,
-   * FPD and qualified faults); for now every fault outside FPD is kept.
+   * Record a DMA fault (primary fault recording, fault-recording.ts): an FRCD, FSTS.PPF/FRI, the
+   * fault event; FPD suppresses qualified faults. `vtd.faultRecords` (the digest) keeps every
+   * fault FPD did not suppress.
    */
-  reportFault(r: TranslateResult, sid: number, pasid: number, addr: number, write: boolean): void {
-    if (r.fpd) return;
-    this.faultRecords.push({ reason: r.status, sid, pasid, addr: `0x${(addr - (addr % 4096)).toString(16)}`, write });
+  reportFault(r: TranslateResult, sid: number, pasid: number, addr: number, write: boolean, privileged = false): void {
+    this.frcd.record({ reason: r.status, sid, pasid, addr, write, fpd: r.fpd, privileged });
   }
 
   // ==== invalidation operations (called by the invalidation-queue descriptor decoder) ==============

@@ -1,0 +1,2 @@
+export * from './devtlb.ts';
+export * from './device.ts';

@@ -26,6 +26,11 @@ export class FailNth {
     this.fired = null;
   }
 
+  /** Stops injecting but keeps what fired, so that clean-up after a flow cannot fail. */
+  disarm(): void {
+    this.armedAt = 0;
+  }
+
   /** Called by every allocation and lookup site; returns 0 or the errno to fail with (positive). */
   hit(site: HookSite, name: string): number {
     this.hits++;

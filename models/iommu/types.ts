@@ -84,6 +84,9 @@ export interface IommuOps {
   /** IOMMU_GET_HW_INFO: the driver's info struct bytes and its type */
   hw_info?(dev: Device): { type: number; data: Uint8Array } | ErrPtr;
   page_response?(dev: Device, evt: IopfFault, msg: PageResponse): void;
+  /** IOMMU_DEV_FEAT_IOPF: PRI on, and the device's io-pgfault queue */
+  enable_iopf?(dev: Device): number;
+  disable_iopf?(dev: Device): void;
   /** max PASIDs the device may use through this IOMMU (dev->iommu->max_pasids) */
   max_pasids(dev: Device): number;
   enforce_cache_coherency: boolean;

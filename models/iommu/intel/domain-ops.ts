@@ -1,6 +1,6 @@
 import { kfn, type KFn } from '../../../sim/index.ts';
 import type { Device } from '../../kernel/device.ts';
-import { EEXIST, EINVAL, ENOMEM, EOPNOTSUPP, ERR_PTR, type ErrPtr } from '../../kernel/errno.ts';
+import { EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, ERR_PTR, type ErrPtr } from '../../kernel/errno.ts';
 import { kfree, kzalloc } from '../../kernel/slab.ts';
 import { encode, iommu_hw_info_vtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../kernel/uapi/index.ts';
 import type { IommuCore } from '../iommu.ts';
@@ -54,6 +54,8 @@ const FN = {
   unmap: fn('intel_iommu_unmap_pages', 'static size_t intel_iommu_unmap_pages(struct iommu_domain *domain, unsigned long iova, size_t pgsize, size_t pgcount, struct iommu_iotlb_gather *gather)'),
   tlb_sync: fn('intel_iommu_tlb_sync', 'static void intel_iommu_tlb_sync(struct iommu_domain *domain, struct iommu_iotlb_gather *gather)'),
   free: fn('intel_iommu_domain_free', 'static void intel_iommu_domain_free(struct iommu_domain *domain)'),
+  enable_iopf: fn('intel_iommu_enable_iopf', 'static int intel_iommu_enable_iopf(struct device *dev)'),
+  disable_iopf: fn('intel_iommu_disable_iopf', 'static void intel_iommu_disable_iopf(struct device *dev)'),
   hw_info: fn('intel_iommu_hw_info', 'static void *intel_iommu_hw_info(struct device *dev, u32 *length, u32 *type)'),
 };
 
@@ -335,6 +337,25 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
     },
     page_response(dev, evt, msg) {
       getPrq().intel_iommu_page_response(dev, evt, msg);
+    },
+    enable_iopf(dev) {
+      return sim().call(FN.enable_iopf, () => {
+        const info = infoOf(dev);
+        if (!info.pri_supported) return -ENODEV;
+        if (info.pri_enabled) return 0;
+        const ret = getPrq().iopf.iopf_queue_add_device(dev);
+        if (ret) return ret;
+        info.pri_enabled = true;
+        return 0;
+      });
+    },
+    disable_iopf(dev) {
+      sim().call(FN.disable_iopf, () => {
+        const info = infoOf(dev);
+        if (!info.pri_enabled) return;
+        info.pri_enabled = false;
+        getPrq().iopf.iopf_queue_remove_device(dev);
+      });
     },
   };
   (blocked as { owner: IommuOps }).owner = ops;

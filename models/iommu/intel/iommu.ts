@@ -119,21 +119,18 @@ export class IntelIommu {
     return this.k.sim;
   }
 
-  // ---- MMIO (dmar_readl/dmar_writel) ----
+  // ---- MMIO (dmar_readl/dmar_writel): through the unit's MMIO interface, which charges ----
 
   readl(off: number): number {
-    this.sim.charge(P.mmioRead);
-    return this.vtd.regs.read32(off);
+    return this.vtd.mmio.read32(off);
   }
 
   writel(off: number, v: number): void {
-    this.sim.charge(P.mmioWrite);
-    this.vtd.regs.write32(off, v);
+    this.vtd.mmio.write32(off, v);
   }
 
   writeq(off: number, v: bigint): void {
-    this.sim.charge(P.mmioWrite);
-    this.vtd.regs.write64(off, v);
+    this.vtd.mmio.write64(off, v);
   }
 
   // ---- memory for tables ----

@@ -71,6 +71,8 @@ export class IntelPrq {
     iommu.writeq(REG.PQH, 0n);
     iommu.writeq(REG.PQT, 0n);
     iommu.writeq(REG.PQA, BigInt(this.base) | BigInt(PRQ_ORDER));
+    // request_threaded_irq → dmar_msi_unmask: the page request event starts masked
+    iommu.writel(REG.PECTL, 0);
   }
 
   private readDsc(off: number): PageReqDsc {

@@ -1,18 +1,17 @@
 import { kfn, type KFn } from '../../../sim/index.ts';
 import type { Device } from '../../kernel/device.ts';
 import { EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, ERR_PTR, type ErrPtr } from '../../kernel/errno.ts';
-import { kfree, kzalloc } from '../../kernel/slab.ts';
+import { kfree } from '../../kernel/slab.ts';
 import { encode, iommu_hw_info_vtd, IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../kernel/uapi/index.ts';
 import type { IommuCore } from '../iommu.ts';
 import { IOMMU_NO_PASID, IOMMU_READ, IOMMU_WRITE, type DomainOps, type IommuDomain, type IommuOps, type IommuUserData, type IotlbGather } from '../types.ts';
+import { device_block_translation, domain_add_dev_pasid, domain_remove_dev_pasid as remove_dev_pasid, iommu_domain_did } from './attach.ts';
 import { cache_tag_assign_domain, cache_tag_flush_range, cache_tag_unassign_domain } from './cache.ts';
 import {
-  FLPT_DEFAULT_DID,
   IntelIommu,
   TableAllocFailure,
   domain_attach_iommu,
   domain_detach_iommu,
-  domain_id_iommu,
   must_info,
   paging_domain_alloc,
   type DeviceDomainInfo,
@@ -42,14 +41,11 @@ const FN = {
   alloc_paging: fn('intel_iommu_domain_alloc_paging_flags', 'static struct iommu_domain *intel_iommu_domain_alloc_paging_flags(struct device *dev, u32 flags, const struct iommu_user_data *user_data)'),
   attach: fn('intel_iommu_attach_device', 'static int intel_iommu_attach_device(struct iommu_domain *domain, struct device *dev)'),
   dmar_attach: fn('dmar_domain_attach_device', 'static int dmar_domain_attach_device(struct dmar_domain *domain, struct device *dev)'),
-  block: fn('device_block_translation', 'static void device_block_translation(struct device *dev)'),
   blocking_attach: fn('blocking_domain_attach_dev', 'static int blocking_domain_attach_dev(struct iommu_domain *domain, struct device *dev)'),
   blocking_pasid: fn('blocking_domain_set_dev_pasid', 'static int blocking_domain_set_dev_pasid(struct iommu_domain *domain, struct device *dev, ioasid_t pasid, struct iommu_domain *old)'),
   identity_attach: fn('identity_domain_attach_dev', 'static int identity_domain_attach_dev(struct iommu_domain *domain, struct device *dev)'),
   identity_pasid: fn('identity_domain_set_dev_pasid', 'static int identity_domain_set_dev_pasid(struct iommu_domain *domain, struct device *dev, ioasid_t pasid, struct iommu_domain *old)'),
   set_dev_pasid: fn('intel_iommu_set_dev_pasid', 'static int intel_iommu_set_dev_pasid(struct iommu_domain *domain, struct device *dev, ioasid_t pasid, struct iommu_domain *old)'),
-  add_dev_pasid: fn('domain_add_dev_pasid', 'static struct dev_pasid_info *domain_add_dev_pasid(struct iommu_domain *domain, struct device *dev, ioasid_t pasid)'),
-  remove_dev_pasid: fn('domain_remove_dev_pasid', 'static void domain_remove_dev_pasid(struct iommu_domain *domain, struct device *dev, ioasid_t pasid)'),
   map: fn('intel_iommu_map_pages', 'static int intel_iommu_map_pages(struct iommu_domain *domain, unsigned long iova, phys_addr_t paddr, size_t pgsize, size_t pgcount, int prot, gfp_t gfp, size_t *mapped)'),
   unmap: fn('intel_iommu_unmap_pages', 'static size_t intel_iommu_unmap_pages(struct iommu_domain *domain, unsigned long iova, size_t pgsize, size_t pgcount, struct iommu_iotlb_gather *gather)'),
   tlb_sync: fn('intel_iommu_tlb_sync', 'static void intel_iommu_tlb_sync(struct iommu_domain *domain, struct iommu_iotlb_gather *gather)'),
@@ -64,76 +60,14 @@ const ALLOC_NEST_PARENT = 1 << 0;
 const ALLOC_DIRTY_TRACKING = 1 << 1;
 const ALLOC_PASID = 1 << 3;
 
-/** the DID a domain uses on this unit; the static domains use FLPT_DEFAULT_DID (iommu_domain_did) */
-export function iommu_domain_did(d: IommuDomain, iommu: IntelIommu): number {
-  return d.type === 'identity' || d.type === 'blocked' ? FLPT_DEFAULT_DID : domain_id_iommu(d as DmarDomain, iommu);
-}
-
-export interface IntelDriver {
-  readonly iommu: IntelIommu;
-  readonly prq: IntelPrq;
-  /** probes a PCI function behind this unit into IOMMU group `groupId` */
-  probe(dev: Device, groupId: number): void;
-  /** the device's info, for the driver's own files and tests */
-  info(dev: Device): DeviceDomainInfo;
-}
-
 /** Builds the driver's ops and static domains for one DMAR unit. */
 export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPrq: () => IntelPrq): IommuOps {
   const sim = () => getIommu().sim;
   const infoOf = (dev: Device) => must_info(core, dev);
   const drain = (dev: Device) => (pasid: number) => getPrq().intel_iommu_drain_pasid_prq(dev, pasid);
 
-  /** device_block_translation: tear the RID's entry down and forget its domain */
-  const block = (dev: Device): void =>
-    sim().call(FN.block, () => {
-      const info = infoOf(dev);
-      const iommu = info.iommu;
-      intel_pasid_tear_down_entry(iommu, info, IOMMU_NO_PASID, false, drain(dev));
-      const d = info.domain;
-      if (d) {
-        cache_tag_unassign_domain(d, info, IOMMU_NO_PASID);
-        const i = d.dev_pasids.findIndex((x) => x.dev === dev && x.pasid === IOMMU_NO_PASID);
-        if (i >= 0) d.dev_pasids.splice(i, 1);
-        domain_detach_iommu(d, iommu);
-        info.domain = null;
-      }
-    });
-
-  const domain_remove_dev_pasid = (old: IommuDomain | null, dev: Device, pasid: number): void => {
-    if (!old || old.type === 'identity' || old.type === 'blocked') return;
-    sim().call(FN.remove_dev_pasid, () => {
-      const d = old as DmarDomain;
-      const info = infoOf(dev);
-      const i = d.dev_pasids.findIndex((x) => x.dev === dev && x.pasid === pasid);
-      if (i < 0) return;
-      const [dp] = d.dev_pasids.splice(i, 1);
-      cache_tag_unassign_domain(d, info, pasid);
-      domain_detach_iommu(d, info.iommu);
-      kfree(info.iommu.k, dp!.alloc);
-    });
-  };
-
-  /** domain_add_dev_pasid: a DID on the unit, the cache tags, and the attachment record */
-  const domain_add_dev_pasid = (d: DmarDomain, dev: Device, pasid: number): number =>
-    sim().call(FN.add_dev_pasid, () => {
-      const info = infoOf(dev);
-      const alloc = kzalloc(info.iommu.k, 'dev_pasid_info');
-      if (!alloc) return -ENOMEM;
-      let ret = domain_attach_iommu(d, info.iommu);
-      if (ret) {
-        kfree(info.iommu.k, alloc);
-        return ret;
-      }
-      ret = cache_tag_assign_domain(d, info, pasid);
-      if (ret) {
-        domain_detach_iommu(d, info.iommu);
-        kfree(info.iommu.k, alloc);
-        return ret;
-      }
-      d.dev_pasids.push({ dev, pasid, alloc });
-      return 0;
-    });
+  const block = (dev: Device): void => device_block_translation(infoOf(dev), drain(dev));
+  const domain_remove_dev_pasid = (old: IommuDomain | null, dev: Device, pasid: number): void => remove_dev_pasid(old, infoOf(dev), pasid);
 
   const blocked: IommuDomain = {
     type: 'blocked',
@@ -214,7 +148,7 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
         const iommu = info.iommu;
         if (!info.pasid_supported) return -EOPNOTSUPP;
         if (d.dirty_tracking) return -EINVAL;
-        let ret = domain_add_dev_pasid(d, dev, pasid);
+        let ret = domain_add_dev_pasid(d, info, pasid);
         if (ret) return ret;
         if (!old) ret = d.use_first_level ? intel_pasid_setup_first_level(iommu, info, d, pasid) : intel_pasid_setup_second_level(iommu, info, d, pasid);
         else {

@@ -15,7 +15,8 @@ import { IOMMU_NO_PASID, type DomainOps, type IommuDomain, type IommuUserData, t
 import { iommu_copy_struct_from_user, iommu_copy_struct_from_user_array } from '../user-data.ts';
 import { cache_tag_assign_domain, cache_tag_flush_range, cache_tag_unassign_domain } from './cache.ts';
 import { domain_attach_iommu, domain_detach_iommu, must_info, type DmarDomain, type IntelIommu } from './iommu.ts';
-import { intel_pasid_replace_nested, intel_pasid_setup_nested, intel_pasid_tear_down_entry } from './pasid.ts';
+import { intel_pasid_replace_nested, intel_pasid_setup_nested } from './pasid.ts';
+import { device_block_translation, domain_add_dev_pasid, domain_remove_dev_pasid, iommu_domain_did } from './attach.ts';
 import type { IntelPrq } from './prq.ts';
 
 /**
@@ -105,17 +106,7 @@ export function nestedOps(core: IommuCore, getIommu: () => IntelIommu, getPrq: (
   const sim = () => getIommu().sim;
   const drain = (dev: Device) => (pasid: number) => getPrq().intel_iommu_drain_pasid_prq(dev, pasid);
 
-  const removeDevPasid = (old: IommuDomain | null, dev: Device, pasid: number): void => {
-    if (!old || old.type === 'identity' || old.type === 'blocked') return;
-    const d = old as DmarDomain;
-    const info = must_info(core, dev);
-    const i = d.dev_pasids.findIndex((x) => x.dev === dev && x.pasid === pasid);
-    if (i < 0) return;
-    const [dp] = d.dev_pasids.splice(i, 1);
-    cache_tag_unassign_domain(d, info, pasid);
-    domain_detach_iommu(d, info.iommu);
-    kfree(info.iommu.k, dp!.alloc);
-  };
+  const removeDevPasid = (old: IommuDomain | null, dev: Device, pasid: number): void => domain_remove_dev_pasid(old, must_info(core, dev), pasid);
 
   const ops: DomainOps = {
     attach_dev: (dom, dev) =>
@@ -123,11 +114,7 @@ export function nestedOps(core: IommuCore, getIommu: () => IntelIommu, getPrq: (
         const d = dom as DmarDomain;
         const info = must_info(core, dev);
         const iommu = info.iommu;
-        if (info.domain) {
-          intel_pasid_tear_down_entry(iommu, info, IOMMU_NO_PASID, false, drain(dev));
-          removeDevPasid(info.domain, dev, IOMMU_NO_PASID);
-          info.domain = null;
-        }
+        if (info.domain) device_block_translation(info, drain(dev));
         let ret = domain_attach_iommu(d, iommu);
         if (ret) return ret;
         ret = cache_tag_assign_domain(d, info, IOMMU_NO_PASID);
@@ -149,23 +136,11 @@ export function nestedOps(core: IommuCore, getIommu: () => IntelIommu, getPrq: (
         if (!info.pasid_supported) return -EOPNOTSUPP;
         if (d.s2_domain!.dirty_tracking) return -EINVAL;
         if (d.dev_pasids.some((x) => x.dev === dev && x.pasid === pasid)) return -EBUSY;
-        const alloc = kzalloc(iommu.k, 'dev_pasid_info');
-        if (!alloc) return -ENOMEM;
-        let ret = domain_attach_iommu(d, iommu);
-        if (!ret) {
-          ret = cache_tag_assign_domain(d, info, pasid);
-          if (ret) domain_detach_iommu(d, iommu);
-        }
-        if (ret) {
-          kfree(iommu.k, alloc);
-          return ret;
-        }
-        d.dev_pasids.push({ dev, pasid, alloc });
-        ret = sim().call(FN.setup, () => {
-          if (!old) return intel_pasid_setup_nested(iommu, info, pasid, d);
-          const oldDid = old.type === 'identity' || old.type === 'blocked' ? 1 : (old as DmarDomain).iommu_array.get(iommu)?.did ?? -1;
-          return intel_pasid_replace_nested(iommu, info, pasid, oldDid, d);
-        });
+        let ret = domain_add_dev_pasid(d, info, pasid);
+        if (ret) return ret;
+        ret = sim().call(FN.setup, () =>
+          old ? intel_pasid_replace_nested(iommu, info, pasid, iommu_domain_did(old, iommu), d) : intel_pasid_setup_nested(iommu, info, pasid, d),
+        );
         if (ret) {
           removeDevPasid(d, dev, pasid);
           return ret;

@@ -86,29 +86,47 @@ function writeUnion(buf: Uint8Array, at: number, rec: LaidRecord, obj: UapiInput
     for (const f of given) writeField(buf, at, f, obj, path);
     return;
   }
-  // Several views of one union: each must produce the same bytes where they overlap.
+  // Several views of one union: where two of them define the same byte (padding defines nothing)
+  // they must agree.
   const acc = new Uint8Array(rec.size);
+  const defined = new Uint8Array(rec.size);
   let covered = 0;
   let coveredBy = '';
   for (const f of given) {
     const scratch = new Uint8Array(rec.size);
     writeField(scratch, 0, f, obj, path);
+    const mine = new Uint8Array(rec.size);
+    markDefined(mine, 0, f.node);
     const label = f.name ?? `{${[...memberNames(f.node as LaidRecord)].join(',')}}`;
-    const overlap = Math.min(covered, f.node.size);
-    for (let i = 0; i < overlap; i++) {
-      if (scratch[i] !== acc[i]) {
-        throw new Error(
-          `uapi: ${path}: union members ${coveredBy} and ${label} given with conflicting bytes at offset ${i}`,
-        );
+    for (let i = 0; i < f.node.size; i++) {
+      if (!mine[i]) continue;
+      if (defined[i] && scratch[i] !== acc[i]) {
+        throw new Error(`uapi: ${path}: union members ${coveredBy} and ${label} given with conflicting bytes at offset ${i}`);
       }
+      acc[i] = scratch[i]!;
+      defined[i] = 1;
     }
-    if (f.node.size > covered) {
-      acc.set(scratch.subarray(covered, f.node.size), covered);
-      covered = f.node.size;
-    }
+    covered = Math.max(covered, f.node.size);
     coveredBy = coveredBy ? `${coveredBy}, ${label}` : label;
   }
   buf.set(acc.subarray(0, covered), at);
+}
+
+/** Marks the bytes a node's members occupy; padding between and after members stays unmarked. */
+function markDefined(mask: Uint8Array, at: number, node: LaidNode): void {
+  switch (node.kind) {
+    case 'scalar':
+      mask.fill(1, at, at + node.size);
+      return;
+    case 'array':
+      for (let i = 0; i < node.count; i++) markDefined(mask, at + i * node.elem.size, node.elem);
+      return;
+    case 'record':
+      for (const f of node.fields) markDefined(mask, at + f.offset, f.node);
+      return;
+    case 'flex':
+      return;
+  }
 }
 
 function writeNode(buf: Uint8Array, at: number, node: LaidNode, v: UapiInputValue, path: string): void {

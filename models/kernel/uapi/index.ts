@@ -17,3 +17,4 @@ export * from './structs/iommufd-ioas.ts';
 export * from './structs/iommufd-hwpt.ts';
 export * from './structs/iommufd-fault.ts';
 export * from './structs/vfio-cdev.ts';
+export * from './structs/vhost.ts';

@@ -11,6 +11,7 @@ import { IOMMUFD_IOAS_STRUCTS } from './structs/iommufd-ioas.ts';
 import { IOMMUFD_HWPT_STRUCTS } from './structs/iommufd-hwpt.ts';
 import { IOMMUFD_FAULT_STRUCTS } from './structs/iommufd-fault.ts';
 import { VFIO_CDEV_STRUCTS } from './structs/vfio-cdev.ts';
+import { VHOST_STRUCTS } from './structs/vhost.ts';
 import { layoutOf } from './layout.ts';
 
 const ALL: readonly StructDecl[] = Object.freeze([
@@ -22,6 +23,7 @@ const ALL: readonly StructDecl[] = Object.freeze([
   ...IOMMUFD_HWPT_STRUCTS,
   ...IOMMUFD_FAULT_STRUCTS,
   ...VFIO_CDEV_STRUCTS,
+  ...VHOST_STRUCTS,
 ]);
 
 const BY_NAME: ReadonlyMap<string, StructDecl> = (() => {
@@ -35,8 +37,8 @@ const BY_NAME: ReadonlyMap<string, StructDecl> = (() => {
 })();
 
 /** All registered structs, design A first, in header order. */
-export function allStructs(design?: Design): readonly StructDecl[] {
-  return design ? ALL.filter((d) => d.design === design) : ALL;
+export function allStructs(design?: Exclude<Design, 'both'>): readonly StructDecl[] {
+  return design ? ALL.filter((d) => d.design === design || d.design === 'both') : ALL;
 }
 
 /** The struct called `name` (without `struct `), or undefined. */

@@ -55,8 +55,8 @@ export interface UapiSource {
   readonly note?: string;
 }
 
-/** Which of the two compared designs uses the struct. */
-export type Design = 'A' | 'B';
+/** Which of the two compared designs uses the struct ('both': vhost-vdpa's own uAPI). */
+export type Design = 'A' | 'B' | 'both';
 
 export interface StructDecl {
   /** Kernel struct name without `struct `. */

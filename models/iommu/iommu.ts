@@ -22,6 +22,8 @@ const fn = (name: string, sig: string): KFn => kfn({ name, layer: 'iommu-core', 
 
 const FN = {
   attach_group: fn('iommu_attach_group', 'int iommu_attach_group(struct iommu_domain *domain, struct iommu_group *group)'),
+  attach_device: fn('iommu_attach_device', 'int iommu_attach_device(struct iommu_domain *domain, struct device *dev)'),
+  detach_device: fn('iommu_detach_device', 'void iommu_detach_device(struct iommu_domain *domain, struct device *dev)'),
   attach_group_handle: fn('iommu_attach_group_handle', 'int iommu_attach_group_handle(struct iommu_domain *domain, struct iommu_group *group, struct iommu_attach_handle *handle)'),
   detach_group: fn('iommu_detach_group', 'void iommu_detach_group(struct iommu_domain *domain, struct iommu_group *group)'),
   replace_domain: fn('iommu_group_replace_domain', 'int iommu_group_replace_domain(struct iommu_group *group, struct iommu_domain *new_domain)'),
@@ -160,6 +162,32 @@ export class IommuCore {
       const ret = this.attachable(group) ? this.setGroupDomain(group, domain) : -EBUSY;
       mutex_unlock(group.mutex);
       return ret;
+    });
+  }
+
+  /**
+   * iommu_attach_device: for a device alone in its group (a vDPA parent, say), without a DMA
+   * ownership claim; −EINVAL when the group has other devices.
+   */
+  iommu_attach_device(domain: IommuDomain, dev: Device): number {
+    return this.k.sim.call(FN.attach_device, () => {
+      const group = this.devs.get(dev)?.group;
+      if (!group) return -ENODEV;
+      if (group.devices.length !== 1) return -EINVAL;
+      mutex_lock(group.mutex);
+      const ret = this.attachable(group) ? this.setGroupDomain(group, domain) : -EBUSY;
+      mutex_unlock(group.mutex);
+      return ret;
+    });
+  }
+
+  iommu_detach_device(domain: IommuDomain, dev: Device): void {
+    this.k.sim.call(FN.detach_device, () => {
+      const group = this.devs.get(dev)!.group;
+      mutex_lock(group.mutex);
+      if (group.domain !== domain) this.k.sim.oops(`iommu_detach_device: ${domain.label} is not attached to ${dev.name}`);
+      if (this.setGroupDomain(group, group.default_domain!)) this.k.sim.oops('iommu_detach_device: default domain re-attach failed');
+      mutex_unlock(group.mutex);
     });
   }
 

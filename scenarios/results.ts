@@ -1,0 +1,117 @@
+/**
+ * What a run produces: the JSON of `ioasid-sim run --json`, and what the reports read. Types only
+ * (and the list of numeric keys totals sum): the runner fills these from the engine's recordings;
+ * the renderers compute nothing the runner did not record.
+ */
+import type { PrimitiveKind, ProvenanceKind, SpanJson } from '../sim/index.ts';
+
+export type StackName = 'tunnel' | 'iommufd';
+export const STACKS: readonly StackName[] = ['tunnel', 'iommufd'];
+
+export type InvalidateOption = 'qemu' | 'batched';
+
+/** One ioctl userspace issued, and what it moved across the user boundary. */
+export interface IoctlStat {
+  name: string;
+  /** the file type the number was resolved against */
+  file: string;
+  ret: number;
+  copiesFromUser: number;
+  bytesFromUser: number;
+  copiesToUser: number;
+  bytesToUser: number;
+}
+
+/** `{layer: {kind: {count, bytes}}}`: what re-pricing needs */
+export type PrimitiveCounts = Record<string, Partial<Record<PrimitiveKind, { count: number; bytes: number }>>>;
+
+/** The numeric metrics of a step (and of a stack's totals). */
+export interface StepNumbers {
+  syscalls: number;
+  ioctls: number;
+  copiesFromUser: number;
+  bytesFromUser: number;
+  copiesToUser: number;
+  bytesToUser: number;
+  /** priced at the run's profile (default unless --costs), plus recorded contention */
+  latencyNs: number;
+  /** contention recorded by the scheduler, at the clock prices (re-simulated, not re-priced) */
+  contentionNs: number;
+  frames: number;
+  maxDepth: number;
+  layerCrossings: number;
+  /** −1 when the step made no uaccess */
+  userPtrDepth: number;
+  typeErasureHops: number;
+  /** VM exits to userspace (the VMM trapping the vIOMMU) */
+  vmExits: number;
+}
+
+export const NUMERIC_KEYS: readonly (keyof StepNumbers)[] = [
+  'syscalls',
+  'ioctls',
+  'copiesFromUser',
+  'bytesFromUser',
+  'copiesToUser',
+  'bytesToUser',
+  'latencyNs',
+  'contentionNs',
+  'frames',
+  'maxDepth',
+  'layerCrossings',
+  'userPtrDepth',
+  'typeErasureHops',
+  'vmExits',
+];
+
+export interface StepResult extends StepNumbers {
+  /** `5.3.1` for repeat/parallel expansions */
+  path: string;
+  op: string;
+  /** the scenario file's line of the step */
+  line: number;
+  /** the simulated thread it ran on (a vCPU, the VMM, a kernel worker) */
+  thread: string;
+  ok: boolean;
+  /** what the scenario expected on this stack, and what happened */
+  expected?: string;
+  outcome?: string;
+  error?: string;
+  ioctlList: IoctlStat[];
+  layers: string[];
+  /** per layer, priced latency at the run's profile */
+  latencyByLayer: Record<string, number>;
+  primitives: PrimitiveCounts;
+  provenance: ProvenanceKind;
+  /** per IOMMU operation, the subsystems (layers) whose ioctl handlers implement it */
+  handlers: Record<string, string[]>;
+  /** per struct, the places that validated it */
+  validations: Record<string, string[]>;
+  locks: Record<string, { taken: number; heldNs: number; waitNs: number }>;
+  /** hardware and other counters: qiDescriptors, qiWaits, iotlbHits, walkRefs, faults, prqEntries … */
+  counters: Record<string, number>;
+  /** the call tree, when asked for (trace) */
+  trace?: SpanJson[];
+}
+
+export interface StackResult {
+  ok: boolean;
+  error?: string;
+  steps: StepResult[];
+  totals: StepNumbers;
+  hwDigest: string;
+  /** live objects, pins, fds and hardware entries at the end, by kind (expected empty) */
+  leaks: Record<string, number>;
+}
+
+export interface RunResult {
+  scenario: string;
+  description: string;
+  seed: number;
+  invalidate: InvalidateOption;
+  /** the cost profile latencies are priced at */
+  profile: string;
+  stacks: Partial<Record<StackName, StackResult>>;
+  /** present when both stacks ran: the hardware oracle */
+  digestsEqual?: boolean;
+}

@@ -12,8 +12,9 @@ import type { IommuUserData, IommuUserDataArray } from './types.ts';
  * deep that is. They are static inlines, so they open no frame of their own.
  */
 /**
- * iommu_copy_struct_from_user(kdst, user_data, data_type, min_last): EINVAL for another type or
- * a length below offsetofend(min_last); otherwise copy_struct_from_user's rules (E2BIG, EFAULT).
+ * iommu_copy_struct_from_user(kdst, user_data, data_type, min_last): EINVAL for another type, a
+ * length below offsetofend(min_last) or above the kernel's struct (unlike a bare
+ * copy_struct_from_user, a longer user struct is refused outright); else EFAULT on a bad pointer.
  */
 export function iommu_copy_struct_from_user(
   k: Kernel,
@@ -23,7 +24,7 @@ export function iommu_copy_struct_from_user(
   minLast: string,
 ): { err: number; val: UapiObject | null } {
   if (ud.type !== dataType) return { err: -EINVAL, val: null };
-  if (ud.len < offsetOfEnd(decl, minLast)) return { err: -EINVAL, val: null };
+  if (ud.len < offsetOfEnd(decl, minLast) || ud.len > sizeOf(decl)) return { err: -EINVAL, val: null };
   const buf = new Uint8Array(sizeOf(decl));
   const ret = copy_struct_from_user(k, buf, buf.length, ud.uptr, ud.len);
   if (ret) return { err: ret, val: null };
@@ -39,8 +40,9 @@ export function iommu_copy_struct_from_user_array(
   index: number,
   minLast: string,
 ): { err: number; val: UapiObject | null } {
+  if (index >= arr.entry_num || !arr.entry_num) return { err: -EINVAL, val: null };
   if (arr.type !== dataType) return { err: -EINVAL, val: null };
-  if (!arr.entry_len || arr.entry_len < offsetOfEnd(decl, minLast)) return { err: -EINVAL, val: null };
+  if (arr.entry_len < offsetOfEnd(decl, minLast) || arr.entry_len > sizeOf(decl)) return { err: -EINVAL, val: null };
   const buf = new Uint8Array(sizeOf(decl));
   const ret = copy_struct_from_user(k, buf, buf.length, uptr(arr.uptr + index * arr.entry_len), arr.entry_len);
   if (ret) return { err: ret, val: null };

@@ -3,6 +3,7 @@ import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, E
 import type { Kernel } from '../kernel/kernel.ts';
 import { RwSem, down_read, down_write, mutex_lock, mutex_unlock, up_read, up_write } from '../kernel/locks.ts';
 import { kfree, kzalloc, type KAlloc } from '../kernel/slab.ts';
+import type { Device } from '../kernel/device.ts';
 import type { IommuCore } from '../iommu/iommu.ts';
 import { IOMMU_WRITE, type IommuDomain } from '../iommu/types.ts';
 import type { IommufdCtx } from './iommufd_private.ts';
@@ -53,6 +54,7 @@ const FN = {
   unmap_all: fn('iopt_unmap_all', 'int iopt_unmap_all(struct io_pagetable *iopt, unsigned long *unmapped)'),
   set_allow: fn('iopt_set_allow_iova', 'int iopt_set_allow_iova(struct io_pagetable *iopt, struct rb_root_cached *allowed_iova)'),
   reserve: fn('iopt_reserve_iova', 'int iopt_reserve_iova(struct io_pagetable *iopt, unsigned long start, unsigned long last, void *owner)'),
+  enforce_resv: fn('iopt_table_enforce_dev_resv_regions', 'int iopt_table_enforce_dev_resv_regions(struct io_pagetable *iopt, struct device *dev, phys_addr_t *sw_msi_start)'),
   remove_reserved: fn('iopt_remove_reserved_iova', 'void iopt_remove_reserved_iova(struct io_pagetable *iopt, void *owner)'),
   destroy_table: fn('iopt_destroy_table', 'void iopt_destroy_table(struct io_pagetable *iopt)'),
   unfill_domain: fn('iopt_unfill_domain', 'static void iopt_unfill_domain(struct io_pagetable *iopt, struct iommu_domain *domain)'),
@@ -573,6 +575,60 @@ export function iopt_remove_reserved_iova(iopt: IoPagetable, owner: unknown): vo
     down_write(iopt.iova_rwsem);
     __iopt_remove_reserved_iova(iopt, owner);
     up_write(iopt.iova_rwsem);
+  });
+}
+
+/** enum iommu_resv_type, the kinds iommufd looks at */
+export type IommuResvType = 'DIRECT' | 'DIRECT_RELAXABLE' | 'RESERVED' | 'MSI' | 'SW_MSI';
+
+/** struct iommu_resv_region */
+export interface IommuResvRegion {
+  readonly start: bigint;
+  readonly length: bigint;
+  readonly type: IommuResvType;
+}
+
+/** x86's interrupt address window (IOAPIC_RANGE_START..END in the Intel driver) */
+export const X86_MSI_WINDOW: IommuResvRegion = { start: 0xfee0_0000n, length: 0x10_0000n, type: 'MSI' };
+
+/**
+ * iommu_get_resv_regions (drivers/iommu/iommu.c): ops->get_resv_regions. The shared IommuOps has
+ * no get_resv_regions yet; until it does, a driver without one is taken to report what every
+ * x86 IOMMU driver reports, the interrupt window as a hardware MSI region (intel_iommu_get_resv_
+ * regions adds IOAPIC_RANGE_START..END as IOMMU_RESV_MSI; RMRRs are not modelled).
+ */
+export function iommu_get_resv_regions(core: IommuCore, dev: Device): IommuResvRegion[] {
+  const ops = core.dev_iommu(dev)?.ops as { get_resv_regions?(dev: Device): IommuResvRegion[] } | undefined;
+  return ops?.get_resv_regions?.(dev) ?? [X86_MSI_WINDOW];
+}
+
+/**
+ * iopt_table_enforce_dev_resv_regions: the device's reserved regions become reserved IOVA owned by
+ * the device (EADDRINUSE over an existing area). A software MSI window is returned through
+ * sw_msi_start. The fail-nth hook here is iommufd_should_fail, which fails with EINVAL.
+ */
+export function iopt_table_enforce_dev_resv_regions(iopt: IoPagetable, core: IommuCore, dev: Device, sw_msi_start: { start: bigint | null } | null): number {
+  return iopt.k.sim.call(FN.enforce_resv, () => {
+    if (iopt.k.sim.lookupHook('iommufd_should_fail(resv_regions)')) return -EINVAL;
+    down_write(iopt.iova_rwsem);
+    let num_hw_msi = 0;
+    let num_sw_msi = 0;
+    let rc = 0;
+    for (const resv of iommu_get_resv_regions(core, dev)) {
+      if (resv.type === 'DIRECT_RELAXABLE') continue;
+      if (sw_msi_start && resv.type === 'MSI') num_hw_msi++;
+      if (sw_msi_start && resv.type === 'SW_MSI') {
+        sw_msi_start.start = resv.start;
+        num_sw_msi++;
+      }
+      rc = iopt_reserve_iova(iopt, resv.start, resv.start + resv.length - 1n, dev);
+      if (rc) break;
+    }
+    // drivers must offer sane combinations of regions (WARN_ON)
+    if (!rc && ((num_sw_msi && num_hw_msi) || num_sw_msi > 1)) rc = -EINVAL;
+    if (rc) __iopt_remove_reserved_iova(iopt, dev);
+    up_write(iopt.iova_rwsem);
+    return rc;
   });
 }
 

@@ -67,6 +67,8 @@ export interface IommufdCtx {
   account_mode: IoptPagesAccount;
   /** the VFIO-compat IOAS (IOMMU_VFIO_IOAS) */
   vfio_ioas: IommufdObject | null;
+  /** ictx->groups: one iommufd_group per IOMMU group id with a bound device (device.ts) */
+  readonly groups: Map<number, IommufdGroupRef>;
   readonly alloc: KAlloc;
 }
 
@@ -85,6 +87,11 @@ export interface IommufdObject {
   published: boolean;
   readonly ictx: IommufdCtx;
   readonly alloc: KAlloc;
+}
+
+/** what ictx->groups holds: device.ts's struct iommufd_group (kept opaque here) */
+export interface IommufdGroupRef {
+  readonly ref: { count: number };
 }
 
 /** struct iommufd_object_ops */
@@ -184,7 +191,7 @@ export function iommufd_object_abort_and_destroy(ictx: IommufdCtx, obj: IommufdO
 }
 
 /** iommufd_lock_obj: a short-term reference, only while the object has users. */
-function iommufd_lock_obj(obj: IommufdObject): boolean {
+export function iommufd_lock_obj(obj: IommufdObject): boolean {
   if (obj.users === 0) return false;
   obj.users++;
   obj.shortterm_users++;
@@ -226,8 +233,9 @@ export function iommufd_object_put_users(obj: IommufdObject): void {
  */
 export function iommufd_object_remove(ictx: IommufdCtx, to_destroy: IommufdObject | null, id: number): number {
   return ictx.k.sim.call(FN.remove, () => {
-    // xas_load under xa_lock: an object lookup, so it passes the fail-nth hook too
-    const obj = ictx.objects.load(id);
+    // xas_load under xa_lock. IOMMU_DESTROY's load passes the fail-nth hook (ENOENT is a legal
+    // answer there); a kernel caller removing the object it holds cannot fail, so it peeks
+    const obj = to_destroy ? xa_peek(ictx, id) : ictx.objects.load(id);
     if (to_destroy) {
       to_destroy.users--; // the caller's reference, put under the lock
       if (obj !== to_destroy) ictx.k.sim.oops(`iommufd_object_remove: id ${id} is not the object given`);
@@ -243,6 +251,26 @@ export function iommufd_object_remove(ictx: IommufdCtx, to_destroy: IommufdObjec
     iommufd_object_destroy(obj);
     return 0;
   });
+}
+
+/**
+ * iommufd_object_destroy_user: a kernel user (a driver's unbind) destroys the object it holds a
+ * reference on; anything else still holding it is a refcount bug (WARN in the kernel).
+ */
+export function iommufd_object_destroy_user(ictx: IommufdCtx, obj: IommufdObject): void {
+  const rc = iommufd_object_remove(ictx, obj, obj.id);
+  if (rc) ictx.k.sim.oops(`iommufd_object_destroy_user: id ${obj.id} still in use (${rc})`);
+}
+
+/** iommufd_object_put_and_try_destroy: drops the caller's reference; destroys if it was the last user. */
+export function iommufd_object_put_and_try_destroy(ictx: IommufdCtx, obj: IommufdObject): void {
+  iommufd_object_remove(ictx, obj, obj.id);
+}
+
+/** The entry at `id` without a lookup primitive (the caller holds a reference on it). */
+function xa_peek(ictx: IommufdCtx, id: number): IommufdObject | undefined {
+  for (const [i, o] of ictx.objects.entries()) if (i === id) return o;
+  return undefined;
 }
 
 /** An object out of the xarray with no users: iommufd_object_ops[type].destroy(obj); kfree(obj). */

@@ -13,6 +13,8 @@ import {
   decode,
   encode,
   iommu_destroy,
+  iommu_hw_info,
+  iommu_hwpt_alloc,
   iommu_ioas_alloc,
   iommu_ioas_allow_iovas,
   iommu_ioas_copy,
@@ -28,6 +30,8 @@ import {
 } from '../kernel/uapi/index.ts';
 import { XArray } from '../kernel/xarray.ts';
 import type { IommuCore } from '../iommu/iommu.ts';
+import { iommufd_get_hw_info } from './device.ts';
+import { iommufd_hwpt_alloc } from './hw_pagetable.ts';
 import {
   iommufd_ioas_allow_iovas,
   iommufd_ioas_alloc_ioctl,
@@ -136,6 +140,8 @@ export const iommufd_ioctl_ops: readonly IommufdIoctlOp[] = [
   IOCTL_OP('IOMMU_IOAS_UNMAP', iommufd_ioas_unmap, iommu_ioas_unmap, 'length'),
   IOCTL_OP('IOMMU_OPTION', iommufd_option, iommu_option, 'val64'),
   IOCTL_OP('IOMMU_VFIO_IOAS', iommufd_vfio_ioas, iommu_vfio_ioas, '__reserved'),
+  IOCTL_OP('IOMMU_HWPT_ALLOC', iommufd_hwpt_alloc, iommu_hwpt_alloc, '__reserved'),
+  IOCTL_OP('IOMMU_GET_HW_INFO', iommufd_get_hw_info, iommu_hw_info, '__reserved'),
 ];
 
 /** indexed by _IOC_NR(cmd) − IOMMUFD_CMD_BASE, as the kernel's array */
@@ -181,6 +187,7 @@ function iommufd_fops_open(k: Kernel, file: File): number {
       // /dev/vfio/vfio would default to IOPT_PAGES_ACCOUNT_MM
       account_mode: 'USER',
       vfio_ioas: null,
+      groups: new Map(),
       alloc,
     };
     file.private_data = ictx;

@@ -61,6 +61,10 @@ describe('FIXTURE(iommufd)', () => {
       ['IOMMU_IOAS_UNMAP', 'length'],
       ['IOMMU_OPTION', 'val64'],
       ['IOMMU_VFIO_IOAS', '__reserved'],
+      // part 1b: TEST_LENGTH(iommu_hwpt_alloc, IOMMU_HWPT_ALLOC, __reserved) and
+      // TEST_LENGTH(iommu_hw_info, IOMMU_GET_HW_INFO, __reserved)
+      ['IOMMU_HWPT_ALLOC', '__reserved'],
+      ['IOMMU_GET_HW_INFO', '__reserved'],
     ];
     expect(iommufd_ioctl_ops.map((op) => op.name).sort()).toEqual(selftestRows.map((r) => r[0]).sort());
     for (const op of iommufd_ioctl_ops) {

@@ -5,6 +5,8 @@ import type { Kernel } from '../kernel/kernel.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
 import {
   IOMMU_NO_PASID,
+  type IommuCap,
+  type IommuResvRegion,
   type IommuAttachHandle,
   type IommuDomain,
   type IommuGroup,
@@ -25,6 +27,9 @@ const FN = {
   attach_device: fn('iommu_attach_device', 'int iommu_attach_device(struct iommu_domain *domain, struct device *dev)'),
   detach_device: fn('iommu_detach_device', 'void iommu_detach_device(struct iommu_domain *domain, struct device *dev)'),
   attach_group_handle: fn('iommu_attach_group_handle', 'int iommu_attach_group_handle(struct iommu_domain *domain, struct iommu_group *group, struct iommu_attach_handle *handle)'),
+  detach_group_handle: fn('iommu_detach_group_handle', 'void iommu_detach_group_handle(struct iommu_domain *domain, struct iommu_group *group)'),
+  replace_group_handle: fn('iommu_replace_group_handle', 'int iommu_replace_group_handle(struct iommu_group *group, struct iommu_domain *new_domain, struct iommu_attach_handle *handle)'),
+  resv_regions: fn('iommu_get_resv_regions', 'void iommu_get_resv_regions(struct device *dev, struct list_head *list)'),
   detach_group: fn('iommu_detach_group', 'void iommu_detach_group(struct iommu_domain *domain, struct iommu_group *group)'),
   replace_domain: fn('iommu_group_replace_domain', 'int iommu_group_replace_domain(struct iommu_group *group, struct iommu_domain *new_domain)'),
   set_domain: fn('__iommu_group_set_domain_internal', 'static int __iommu_group_set_domain_internal(struct iommu_group *group, struct iommu_domain *new_domain, unsigned int flags)'),
@@ -216,6 +221,36 @@ export class IommuCore {
       group.rid_handle = null;
       mutex_unlock(group.mutex);
     });
+  }
+
+  /** iommu_detach_group_handle: detach and drop the RID's handle. */
+  iommu_detach_group_handle(domain: IommuDomain, group: IommuGroup): void {
+    this.k.sim.call(FN.detach_group_handle, () => this.iommu_detach_group(domain, group));
+  }
+
+  /** iommu_replace_group_handle: a hitless replace that also swaps the RID's handle. */
+  iommu_replace_group_handle(group: IommuGroup, domain: IommuDomain, handle: IommuAttachHandle): number {
+    return this.k.sim.call(FN.replace_group_handle, () => {
+      if (!group.owner_cnt) return -EINVAL;
+      mutex_lock(group.mutex);
+      const ret = this.setGroupDomain(group, domain);
+      if (!ret) {
+        handle.domain = domain;
+        group.rid_handle = handle;
+      }
+      mutex_unlock(group.mutex);
+      return ret;
+    });
+  }
+
+  /** iommu_get_resv_regions: the driver's reserved ranges for the device. */
+  iommu_get_resv_regions(dev: Device): IommuResvRegion[] {
+    return this.k.sim.call(FN.resv_regions, () => this.devs.get(dev)?.ops.get_resv_regions?.(dev) ?? []);
+  }
+
+  /** device_iommu_capable */
+  device_iommu_capable(dev: Device, cap: IommuCap): boolean {
+    return this.devs.get(dev)?.ops.capable?.(dev, cap) ?? false;
   }
 
   /** Hitless replace of the RID's domain while owned (iommufd's replace path). */

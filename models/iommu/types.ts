@@ -87,9 +87,24 @@ export interface IommuOps {
   /** IOMMU_DEV_FEAT_IOPF: PRI on, and the device's io-pgfault queue */
   enable_iopf?(dev: Device): number;
   disable_iopf?(dev: Device): void;
+  /** ops->capable: IOMMU_CAP_* for a device */
+  capable?(dev: Device, cap: IommuCap): boolean;
+  /** ops->get_resv_regions: ranges the device may not use as IOVA */
+  get_resv_regions?(dev: Device): IommuResvRegion[];
   /** max PASIDs the device may use through this IOMMU (dev->iommu->max_pasids) */
   max_pasids(dev: Device): number;
   enforce_cache_coherency: boolean;
+}
+
+/** enum iommu_cap, reduced to what the stacks ask */
+export type IommuCap = 'cache-coherency' | 'enforce-cache-coherency' | 'dirty-tracking' | 'noexec';
+
+/** struct iommu_resv_region */
+export interface IommuResvRegion {
+  readonly start: number;
+  readonly length: number;
+  /** IOMMU_RESV_MSI, IOMMU_RESV_DIRECT (RMRR), IOMMU_RESV_RESERVED */
+  readonly type: 'msi' | 'direct' | 'reserved';
 }
 
 /** struct iommu_attach_handle: what a PASID (or RID) attachment carries for its consumer */

@@ -229,6 +229,17 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
     blocked_domain: blocked,
     identity_domain: identity,
     enforce_cache_coherency: true,
+    capable(_dev, cap) {
+      const c = getIommu().caps;
+      if (cap === 'cache-coherency') return true;
+      if (cap === 'enforce-cache-coherency') return c.sc;
+      if (cap === 'dirty-tracking') return c.slads;
+      return false;
+    },
+    get_resv_regions() {
+      // intel_iommu_get_resv_regions: no RMRRs on this platform; the interrupt window as MSI
+      return [{ start: 0xfee0_0000, length: 0x10_0000, type: 'msi' }];
+    },
     max_pasids(dev) {
       const iommu = getIommu();
       return iommu.caps.pasid && dev.caps.pasidBits ? 2 ** Math.min(dev.caps.pasidBits, iommu.caps.pss + 1) : 0;

@@ -96,15 +96,17 @@ export interface IommuOps {
   enforce_cache_coherency: boolean;
 }
 
-/** enum iommu_cap, reduced to what the stacks ask */
-export type IommuCap = 'cache-coherency' | 'enforce-cache-coherency' | 'dirty-tracking' | 'noexec';
+/** enum iommu_cap (IOMMU_CAP_*), reduced to what the stacks ask */
+export type IommuCap = 'CACHE_COHERENCY' | 'ENFORCE_CACHE_COHERENCY' | 'DIRTY_TRACKING' | 'NOEXEC';
+
+/** enum iommu_resv_type (IOMMU_RESV_*) */
+export type IommuResvType = 'DIRECT' | 'DIRECT_RELAXABLE' | 'RESERVED' | 'MSI' | 'SW_MSI';
 
 /** struct iommu_resv_region */
 export interface IommuResvRegion {
   readonly start: number;
   readonly length: number;
-  /** IOMMU_RESV_MSI, IOMMU_RESV_DIRECT (RMRR), IOMMU_RESV_RESERVED */
-  readonly type: 'msi' | 'direct' | 'reserved';
+  readonly type: IommuResvType;
 }
 
 /** struct iommu_attach_handle: what a PASID (or RID) attachment carries for its consumer */

@@ -89,8 +89,6 @@ export const IOMMU_CAP_ENFORCE_CACHE_COHERENCY = 'ENFORCE_CACHE_COHERENCY';
 export const IOMMU_CAP_DIRTY_TRACKING = 'DIRTY_TRACKING';
 type IommuCap = typeof IOMMU_CAP_CACHE_COHERENCY | typeof IOMMU_CAP_ENFORCE_CACHE_COHERENCY | typeof IOMMU_CAP_DIRTY_TRACKING;
 
-/** ops->capable, which the shared IommuOps does not have yet */
-type IommuOpsWithCapable = IommuOps & { capable?(dev: Device, cap: IommuCap): boolean };
 
 /** dev_iommu_ops(idev->dev) */
 export function dev_iommu_ops(idev: IommufdDevice): IommuOps {
@@ -99,16 +97,9 @@ export function dev_iommu_ops(idev: IommufdDevice): IommuOps {
   return di.ops;
 }
 
-/**
- * device_iommu_capable. Until the shared IommuOps grows `capable`, the driver's declared
- * enforce_cache_coherency answers the two coherency questions (Intel: CACHE_COHERENCY always,
- * ENFORCE with snoop control), and DIRTY_TRACKING is left to the driver's domain allocation,
- * which refuses it without SLADS with the same EOPNOTSUPP.
- */
+/** device_iommu_capable: the driver's ops->capable. */
 export function device_iommu_capable(idev: IommufdDevice, cap: IommuCap): boolean {
-  const ops = dev_iommu_ops(idev) as IommuOpsWithCapable;
-  if (ops.capable) return ops.capable(idev.dev, cap);
-  return cap === IOMMU_CAP_DIRTY_TRACKING ? true : ops.enforce_cache_coherency;
+  return idev.ictx.mod.core.device_iommu_capable(idev.dev, cap);
 }
 
 /** iommu_group_has_isolated_msi: VT-d with interrupt remapping isolates MSIs (IRQ_DOMAIN_FLAG_ISOLATED_MSI). */
@@ -737,7 +728,7 @@ export function iommufd_get_hw_info(ucmd: IommufdUcmd): number {
       // the kernel's length, so userspace learns what it could have asked for
       cmd.data_len = data.length;
       let caps = 0n;
-      if (device_iommu_capable(idev, IOMMU_CAP_DIRTY_TRACKING) && (ops as IommuOpsWithCapable).capable) caps |= BigInt(IOMMU_HW_CAP_DIRTY_TRACKING);
+      if (device_iommu_capable(idev, IOMMU_CAP_DIRTY_TRACKING)) caps |= BigInt(IOMMU_HW_CAP_DIRTY_TRACKING);
       cmd.out_max_pasid_log2 = 0;
       const max_pasids = ictx.mod.core.dev_iommu(idev.dev)!.max_pasids;
       // the PCI PASID control register's EXEC/PRIV bits are not modelled: both read as clear

@@ -598,8 +598,7 @@ export const X86_MSI_WINDOW: IommuResvRegion = { start: 0xfee0_0000n, length: 0x
  * regions adds IOAPIC_RANGE_START..END as IOMMU_RESV_MSI; RMRRs are not modelled).
  */
 export function iommu_get_resv_regions(core: IommuCore, dev: Device): IommuResvRegion[] {
-  const ops = core.dev_iommu(dev)?.ops as { get_resv_regions?(dev: Device): IommuResvRegion[] } | undefined;
-  return ops?.get_resv_regions?.(dev) ?? [X86_MSI_WINDOW];
+  return core.iommu_get_resv_regions(dev).map((r) => ({ start: BigInt(r.start), length: BigInt(r.length), type: r.type }));
 }
 
 /**

@@ -231,14 +231,14 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
     enforce_cache_coherency: true,
     capable(_dev, cap) {
       const c = getIommu().caps;
-      if (cap === 'cache-coherency') return true;
-      if (cap === 'enforce-cache-coherency') return c.sc;
-      if (cap === 'dirty-tracking') return c.slads;
+      if (cap === 'CACHE_COHERENCY') return true;
+      if (cap === 'ENFORCE_CACHE_COHERENCY') return c.sc;
+      if (cap === 'DIRTY_TRACKING') return c.slads;
       return false;
     },
     get_resv_regions() {
       // intel_iommu_get_resv_regions: no RMRRs on this platform; the interrupt window as MSI
-      return [{ start: 0xfee0_0000, length: 0x10_0000, type: 'msi' }];
+      return [{ start: 0xfee0_0000, length: 0x10_0000, type: 'MSI' }];
     },
     max_pasids(dev) {
       const iommu = getIommu();

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { sweepFailNth } from '../../../sim/index.ts';
+import { IOASID_REQUEST_ALLOC, ioasid_live_ids } from '../../../models/iommu/ioasid.ts';
+import { VFIO_TYPE1_NESTING_IOMMU, ioasid_alloc_request, vfio_iommu_type1_dma_map } from '../../../models/kernel/uapi/index.ts';
+import { VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_SET_IOMMU } from '../../../models/vfio/vfio.ts';
+import { intel_svm_bound } from '../../../models/iommu/intel/svm_v8.ts';
+import { pasidEntryOf } from '../../../models/iommu/intel/pasid.ts';
+import { PASID, tunnelRig, type TunnelRig } from './tunnel-rig.ts';
+
+const entryPresent = (r: TunnelRig) => pasidEntryOf(r.m.iommu, r.devs[0]!.info, PASID)?.present ?? false;
+
+describe("detach_group's cleanup is keyed on current->mm (v8 04/10)", () => {
+  it('closing the group fd from the process that bound unbinds every PASID and leaks nothing', () => {
+    const r = tunnelRig({ ramSize: 256 << 10 });
+    const { cont, grp, ioasid } = r.assign();
+    expect(r.bind(cont)).toBe(0);
+    expect(r.sys.close(r.task, grp)).toBe(0);
+    expect(entryPresent(r)).toBe(false);
+    expect(intel_svm_bound(r.m.k, PASID)).toBeNull();
+    r.sys.close(r.task, cont);
+    r.sys.close(r.task, ioasid);
+    r.m.sim.leaks.assertClean();
+  });
+
+  it('another thread of the same process finds the bindings too (same mm)', () => {
+    const r = tunnelRig({ ramSize: 256 << 10 });
+    const { cont, grp } = r.assign();
+    expect(r.bind(cont)).toBe(0);
+    const t2 = r.m.k.addTask(r.task.process, 'vcpu0');
+    expect(r.sys.close(t2, grp)).toBe(0);
+    expect(entryPresent(r)).toBe(false);
+  });
+
+  it('closing the last group reference from another process misses the bindings, as v8 does', () => {
+    const r = tunnelRig({ ramSize: 256 << 10 });
+    const { cont, grp, ioasid } = r.assign();
+    expect(r.bind(cont)).toBe(0);
+    // the group fd is handed to a helper process (SCM_RIGHTS); qemu drops its own fd
+    const helper = r.m.k.createProcess('helper');
+    const hfd = r.sys.passFd(r.task, grp, helper);
+    expect(r.sys.close(r.task, grp)).toBe(0);
+    expect(entryPresent(r)).toBe(true); // not the last reference yet
+    const objectsBefore = r.m.sim.leaks.count('object');
+    // the helper's close drops the last reference: detach_group runs with current = helper, whose
+    // mm has no /dev/ioasid user, so v8 unbinds nothing before detaching and freeing the domain
+    expect(r.sys.close(helper, hfd)).toBe(0);
+    expect(entryPresent(r)).toBe(true);
+    expect(intel_svm_bound(r.m.k, PASID)!.devs).toHaveLength(1);
+    // the second stage the entry still points at has been freed with the container's domain
+    const e = pasidEntryOf(r.m.iommu, r.devs[0]!.info, PASID)!;
+    expect(r.m.mem.owner(e.slptptr)).toBeUndefined();
+    expect(r.m.sim.leaks.count('object')).toBeLessThan(objectsBefore);
+    expect(r.m.sim.leaks.count('object')).toBeGreaterThan(0);
+    // only qemu's /dev/ioasid release frees the PASID; V4's FREE notification then tears it down
+    expect(r.sys.close(r.task, cont)).toBe(0);
+    expect(entryPresent(r)).toBe(true);
+    expect(r.sys.close(r.task, ioasid)).toBe(0);
+    expect(entryPresent(r)).toBe(false);
+    expect(ioasid_live_ids(r.m.k)).toEqual([]);
+    r.m.sim.leaks.assertClean();
+  });
+
+  it('closing /dev/ioasid before the group tears the bindings down through the FREE notification', () => {
+    const r = tunnelRig({ ramSize: 256 << 10 });
+    const { cont, grp, ioasid } = r.assign();
+    expect(r.bind(cont)).toBe(0);
+    expect(r.sys.close(r.task, ioasid)).toBe(0);
+    expect(entryPresent(r)).toBe(false);
+    expect(r.sys.close(r.task, grp)).toBe(0);
+    expect(r.sys.close(r.task, cont)).toBe(0);
+    r.m.sim.leaks.assertClean();
+  });
+});
+
+describe('a refused first bind leaks its PASID reference (V4 14/18 on v5.12 svm.c)', () => {
+  it('MTS bits make intel_pasid_setup_nested fail after the intel_svm took its ioasid reference: the PASID is never reclaimed', () => {
+    const r = tunnelRig({ ramSize: 64 << 10 });
+    const { cont, grp, ioasid } = r.assign();
+    expect(r.bind(cont, r.bindData({}, { flags: 1n << 2n }))).toBe(-1); // IOMMU_SVA_VTD_GPASID_PCD
+    for (const fd of [grp, cont, ioasid]) expect(r.sys.close(r.task, fd)).toBe(0);
+    // the free on release finds a second reference: FREE_PENDING, the notifier has no svm to drop
+    expect(ioasid_live_ids(r.m.k)).toEqual([PASID]);
+    expect(() => r.m.sim.leaks.assertClean()).toThrow(/1 leaked\n {2}object: ioasid_data/);
+  });
+});
+
+describe('fail-nth over container set-up, map, bind and close', () => {
+  it('rolls back cleanly at every failure point, except the PASID reference V4 leaks on a failed first bind', () => {
+    const results = sweepFailNth((n) => {
+      const r = tunnelRig({ ramSize: 64 << 10 });
+      const base = r.m.sim.leaks.snapshot();
+      r.m.sim.failnth.arm(n);
+      const fds: number[] = [];
+      let failedAt = '';
+      const step = (name: string, f: () => number) => {
+        if (failedAt) return -1;
+        const ret = f();
+        if (ret < 0) failedAt = name;
+        return ret;
+      };
+      const { sys, task, ioctl } = r;
+      const cont = step('open container', () => sys.open(task, '/dev/vfio/vfio'));
+      if (cont >= 0) fds.push(cont);
+      const grp = step('open group', () => sys.open(task, '/dev/vfio/3'));
+      if (grp >= 0) fds.unshift(grp);
+      step('set container', () => ioctl(grp, VFIO_GROUP_SET_CONTAINER, r.int(cont)));
+      step('set iommu', () => ioctl(cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU));
+      step('map', () =>
+        ioctl(cont, VFIO_IOMMU_MAP_DMA, r.put(vfio_iommu_type1_dma_map, { argsz: 32, flags: 3, vaddr: BigInt(r.ram), iova: 0n, size: BigInt(r.ramSize) })),
+      );
+      const io = step('open ioasid', () => sys.open(task, '/dev/ioasid'));
+      if (io >= 0) fds.push(io);
+      step('alloc', () => ioctl(io, IOASID_REQUEST_ALLOC, r.put(ioasid_alloc_request, { argsz: 16, flags: 0, range: { min: PASID, max: PASID } })));
+      step('bind', () => r.bind(cont));
+      const bound = !failedAt;
+      for (const fd of fds) sys.close(task, fd);
+      const snap = r.m.sim.leaks.snapshot();
+      const leaked = Object.fromEntries(Object.entries(snap).filter(([k, v]) => v !== (base[k] ?? 0)).map(([k, v]) => [k, v - (base[k] ?? 0)]));
+      let labels: string[] = [];
+      try {
+        r.m.sim.leaks.assertClean();
+      } catch (e) {
+        labels = (e as Error).message.split('\n').slice(1).map((s) => s.trim());
+      }
+      return { failnth: r.m.sim.failnth, result: { failedAt, bound, leaked, labels, present: entryPresent(r), live: ioasid_live_ids(r.m.k) } };
+    });
+    expect(results.length).toBeGreaterThan(20);
+    const last = results[results.length - 1]!;
+    expect(last.fired).toBeNull();
+    expect(last.result.bound).toBe(true);
+    for (const { n, fired, result } of results) {
+      const where = `n=${n} ${fired?.site}:${fired?.name} failed at ${result.failedAt}`;
+      expect(result.present, where).toBe(false);
+      if (Object.keys(result.leaked).length === 0) {
+        expect(result.live, where).toEqual([]);
+        continue;
+      }
+      // intel_svm_bind_gpasid's error path frees the new intel_svm but not the ioasid_get()
+      // reference V4 14/18 took for it: the PASID stays FREE_PENDING and its ioasid_data leaks
+      expect(result.failedAt, where).toBe('bind');
+      expect(result.leaked, where).toEqual({ object: 1 });
+      expect(result.labels, where).toEqual(['object: ioasid_data']);
+      expect(result.live, where).toEqual([PASID]);
+    }
+    const leaky = results.filter((x) => Object.keys(x.result.leaked).length).map((x) => x.fired!.name);
+    expect(leaky.length).toBeGreaterThan(0);
+    expect(leaky).toContain('intel_svm_dev');
+  });
+});

@@ -1,0 +1,133 @@
+import { expect } from 'vitest';
+import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
+import { IS_ERR } from '../../../models/kernel/errno.ts';
+import { uptr, type UserPtr } from '../../../models/kernel/mm.ts';
+import type { Task } from '../../../models/kernel/process.ts';
+import {
+  IOMMU_GPASID_BIND_VERSION_1,
+  IOMMU_PASID_FORMAT_INTEL_VTD,
+  IOMMU_SVA_GPASID_VAL,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_IOMMU_NESTING_OP_BIND_PGTBL,
+  VFIO_IOMMU_NESTING_OP_CACHE_INVLD,
+  VFIO_IOMMU_NESTING_OP_UNBIND_PGTBL,
+  VFIO_TYPE1_NESTING_IOMMU,
+  encode,
+  iommu_cache_invalidate_info,
+  iommu_gpasid_bind_data,
+  ioasid_alloc_request,
+  vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_nesting_op,
+  type StructDecl,
+  type UapiInput,
+} from '../../../models/kernel/uapi/index.ts';
+import { IOASID_REQUEST_ALLOC } from '../../../models/iommu/ioasid.ts';
+import {
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_NESTING_OP,
+  VFIO_SET_IOMMU,
+  tunnel_init,
+} from '../../../models/vfio/vfio.ts';
+import { HostMachine, type HostOptions } from '../../../models/machine/host.ts';
+
+export const GUEST_VA = 0x7f00_0000_0000;
+export const PASID = 5;
+/** the guest page GUEST_VA maps to */
+export const DATA_GPA = 0x10_0000;
+
+/**
+ * A host with design A's modules loaded and a VMM process ("qemu") that mmaps guest RAM: VFIO
+ * pins those pages and maps IOVA = GPA onto their frames. The guest's first-stage table is built
+ * inside that RAM, through the VMM's mapping (GPA → VMM frame), as a guest kernel would write it.
+ */
+export function tunnelRig(opts: HostOptions & { devices?: number; groups?: number; ats?: boolean; ramSize?: number } = {}) {
+  const m = new HostMachine({ frames: 1 << 16, ...opts });
+  const task = m.k.createProcess('qemu');
+  const n = opts.devices ?? 1;
+  const groups = opts.groups ?? 1;
+  const devs = Array.from({ length: n }, (_, i) => m.addPciDevice(`dsa${i}`, 0x0300 + i * 8, { pasidBits: 20, ats: opts.ats ?? false }, groups === 1 ? 3 : 3 + i));
+  tunnel_init(m);
+  const ramSize = opts.ramSize ?? 4 << 20;
+  const ram = task.mm.mmap(ramSize, 'qemu:guest-ram');
+  if (IS_ERR(ram)) throw new Error('mmap guest RAM');
+  const scratch = task.mm.mmap(256 * 1024, 'qemu:heap');
+  if (IS_ERR(scratch)) throw new Error('mmap');
+  let next = 0;
+  const putBytes = (bytes: Uint8Array, t: Task = task): UserPtr => {
+    const at = uptr(scratch + next);
+    next += Math.ceil(Math.max(bytes.length, 8) / 8) * 8;
+    if (t.mm !== task.mm) throw new Error('scratch belongs to qemu');
+    if (task.mm.access(at, bytes, 0, bytes.length, true)) throw new Error('scratch full');
+    return at;
+  };
+  const put = (decl: StructDecl, v: UapiInput) => putBytes(encode(decl, v));
+  const readBytes = (at: number, len: number): Uint8Array => {
+    const b = new Uint8Array(len);
+    if (task.mm.access(at, b, 0, len, false)) throw new Error('read');
+    return b;
+  };
+  const int = (v: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v, true);
+    return putBytes(b);
+  };
+  const sys = m.sys;
+  const ioctl = (fd: number, cmd: number, arg: number, t: Task = task) => sys.ioctl(t, fd, cmd, arg);
+
+  /** the VMM frame behind a guest-physical address */
+  const gpaToHpa = (gpa: number) => task.mm.translate(ram + gpa);
+  let nextTable = ramSize - 4096;
+  const firstStage = () => {
+    const root = nextTable;
+    nextTable -= 4096;
+    const w = new PageTableWriter(m.mem, 'first', 4, root, () => {
+      const gpa = nextTable;
+      nextTable -= 4096;
+      return gpa;
+    }, gpaToHpa);
+    return { root, w, map: (va: number, gpa: number, size: number) => w.map(va, gpa, size, 0x1000, { write: true, user: true }) };
+  };
+  const pt = firstStage();
+  pt.map(GUEST_VA, DATA_GPA, 0x8000);
+  const readGuest = (gpa: number, len: number) => readBytes(ram + gpa, len);
+
+  /** open + SET_CONTAINER + SET_IOMMU(NESTING) + MAP_DMA(all RAM) + /dev/ioasid alloc {PASID} */
+  const assign = () => {
+    const cont = sys.open(task, '/dev/vfio/vfio');
+    const grp = sys.open(task, `/dev/vfio/${m.core.iommu_group_get(devs[0]!.dev)!.id}`);
+    expect(ioctl(grp, VFIO_GROUP_SET_CONTAINER, int(cont))).toBe(0);
+    expect(ioctl(cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU)).toBe(0);
+    expect(ioctl(cont, VFIO_IOMMU_MAP_DMA, put(vfio_iommu_type1_dma_map, { argsz: 32, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, vaddr: BigInt(ram), iova: 0n, size: BigInt(ramSize) }))).toBe(0);
+    const ioasid = sys.open(task, '/dev/ioasid');
+    expect(ioctl(ioasid, IOASID_REQUEST_ALLOC, put(ioasid_alloc_request, { argsz: 16, flags: 0, range: { min: PASID, max: PASID } }))).toBe(PASID);
+    return { cont, grp, ioasid };
+  };
+
+  const bindData = (over: Record<string, unknown> = {}, vtd: Record<string, unknown> = {}) =>
+    encode(iommu_gpasid_bind_data, {
+      argsz: 72,
+      version: IOMMU_GPASID_BIND_VERSION_1,
+      format: IOMMU_PASID_FORMAT_INTEL_VTD,
+      addr_width: 48,
+      flags: BigInt(IOMMU_SVA_GPASID_VAL),
+      gpgd: BigInt(pt.root),
+      hpasid: BigInt(PASID),
+      gpasid: BigInt(PASID),
+      vendor: { vtd: { flags: 0n, pat: 0, emt: 0, ...vtd } },
+      ...over,
+    } as UapiInput);
+
+  /** a VFIO_IOMMU_NESTING_OP buffer: 8-byte header, then the payload */
+  const nestingOp = (op: number, payload: Uint8Array) =>
+    put(vfio_iommu_type1_nesting_op, { argsz: 8 + payload.length, flags: op, data: payload });
+  const bind = (cont: number, data = bindData(), t: Task = task) => ioctl(cont, VFIO_IOMMU_NESTING_OP, nestingOp(VFIO_IOMMU_NESTING_OP_BIND_PGTBL, data), t);
+  const unbind = (cont: number, data = bindData()) => ioctl(cont, VFIO_IOMMU_NESTING_OP, nestingOp(VFIO_IOMMU_NESTING_OP_UNBIND_PGTBL, data));
+  const invalidate = (cont: number, info: UapiInput) =>
+    ioctl(cont, VFIO_IOMMU_NESTING_OP, nestingOp(VFIO_IOMMU_NESTING_OP_CACHE_INVLD, encode(iommu_cache_invalidate_info, info)));
+
+  return { m, task, devs, ram, ramSize, put, putBytes, readBytes, int, ioctl, sys, pt, firstStage, readGuest, assign, bindData, nestingOp, bind, unbind, invalidate };
+}
+
+export type TunnelRig = ReturnType<typeof tunnelRig>;

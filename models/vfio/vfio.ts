@@ -61,17 +61,27 @@ const FN = {
   init: fn('vfio_init', 'static int __init vfio_init(void)'),
 };
 
-// ---- ioctl numbers (include/uapi/linux/vfio.h): _IO(';', 100 + n) ----------------------------------
-const VFIO_TYPE = 0x3b;
-const VFIO_BASE = 100;
-export const VFIO_GET_API_VERSION = _IO(VFIO_TYPE, VFIO_BASE + 0);
-export const VFIO_CHECK_EXTENSION = _IO(VFIO_TYPE, VFIO_BASE + 1);
-export const VFIO_SET_IOMMU = _IO(VFIO_TYPE, VFIO_BASE + 2);
-export const VFIO_GROUP_GET_STATUS = _IO(VFIO_TYPE, VFIO_BASE + 3);
-export const VFIO_GROUP_SET_CONTAINER = _IO(VFIO_TYPE, VFIO_BASE + 4);
-export const VFIO_GROUP_UNSET_CONTAINER = _IO(VFIO_TYPE, VFIO_BASE + 5);
-export const VFIO_GROUP_GET_DEVICE_FD = _IO(VFIO_TYPE, VFIO_BASE + 6);
-export const VFIO_DEVICE_GET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 7);
+// ---- ioctl numbers: the uAPI's (include/uapi/linux/vfio.h) ------------------------------------------
+import {
+  VFIO_CHECK_EXTENSION,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_SET_IOMMU,
+} from '../kernel/uapi/ioctls/vfio.ts';
+export {
+  VFIO_CHECK_EXTENSION,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_SET_IOMMU,
+};
 export {
   VFIO_IOMMU_GET_INFO,
   VFIO_IOMMU_MAP_DMA,

@@ -115,16 +115,16 @@ const FN = {
   init: fn('vfio_iommu_type1_init', 'static int __init vfio_iommu_type1_init(void)'),
 };
 
-// ---- ioctl numbers: _IO(VFIO_TYPE ';', VFIO_BASE 100 + n) ----------------------------------------
-const VFIO_TYPE = 0x3b;
-const VFIO_BASE = 100;
-export const VFIO_CHECK_EXTENSION_T1 = _IO(VFIO_TYPE, VFIO_BASE + 1);
-export const VFIO_IOMMU_GET_INFO = _IO(VFIO_TYPE, VFIO_BASE + 12);
-export const VFIO_IOMMU_MAP_DMA = _IO(VFIO_TYPE, VFIO_BASE + 13);
-export const VFIO_IOMMU_UNMAP_DMA = _IO(VFIO_TYPE, VFIO_BASE + 14);
-export const VFIO_IOMMU_DIRTY_PAGES = _IO(VFIO_TYPE, VFIO_BASE + 17);
-/** v8: +18 (0x3B76), the number VFIO_DEVICE_BIND_IOMMUFD has on a cdev */
-export const VFIO_IOMMU_NESTING_OP = _IO(VFIO_TYPE, VFIO_BASE + 18);
+// ---- ioctl numbers: the uAPI's (include/uapi/linux/vfio.h + v8) ------------------------------------
+import {
+  VFIO_CHECK_EXTENSION as VFIO_CHECK_EXTENSION_T1,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_NESTING_OP,
+  VFIO_IOMMU_UNMAP_DMA,
+} from '../kernel/uapi/ioctls/vfio.ts';
+export { VFIO_CHECK_EXTENSION_T1, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_NESTING_OP, VFIO_IOMMU_UNMAP_DMA };
 export const TYPE1_IOCTL_NAMES: ReadonlyMap<number, string> = new Map([
   [VFIO_IOMMU_GET_INFO, 'VFIO_IOMMU_GET_INFO'],
   [VFIO_IOMMU_MAP_DMA, 'VFIO_IOMMU_MAP_DMA'],

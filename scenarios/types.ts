@@ -5,8 +5,7 @@
  */
 
 /** The two uAPI designs a scenario runs on (DESIGN.md: A = `tunnel`, B = `iommufd`). */
-export type StackName = 'tunnel' | 'iommufd';
-export const STACKS: readonly StackName[] = ['tunnel', 'iommufd'];
+export { STACKS, type StackName } from './results.ts';
 
 export type DeviceType = 'vfio-pci' | 'vdpa';
 

@@ -17,6 +17,9 @@ export interface Vma {
   readonly pfns: Float64Array;
 }
 
+/** MAP_HUGETLB's default huge page size on x86_64 */
+const HUGE_SIZE = 2 << 20;
+
 /** Lowest address handed out by mmap; mappings grow upward from here. */
 const MMAP_BASE = 0x7f00_0000_0000;
 
@@ -35,21 +38,30 @@ export class Mm {
     private readonly pages: PageAllocator,
   ) {}
 
-  /** mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_ANONYMOUS|MAP_POPULATE): every page backed now. */
-  mmap(len: number, owner: string): UserPtr | ErrPtr {
+  /**
+   * mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_ANONYMOUS|MAP_POPULATE): every page backed now. With
+   * `huge` (MAP_HUGETLB, 2 MiB), the backing comes in physically contiguous, aligned 2 MiB runs,
+   * as hugepage-backed guest RAM does, so the IOMMU can map it with large pages.
+   */
+  mmap(len: number, owner: string, opts: { huge?: boolean } = {}): UserPtr | ErrPtr {
     if (!(len > 0) || !Number.isInteger(len)) return ERR_PTR(-EINVAL);
+    const huge = opts.huge === true;
+    if (huge && len % HUGE_SIZE !== 0) return ERR_PTR(-EINVAL);
     const n = Math.ceil(len / PAGE_SIZE);
     const pfns = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const pfn = this.pages.allocPage(owner, i);
+    const step = huge ? HUGE_SIZE / PAGE_SIZE : 1;
+    for (let i = 0; i < n; i += step) {
+      const pfn = huge ? this.pages.allocContiguous(owner, step, step, i) : this.pages.allocPage(owner, i);
       if (pfn < 0) {
         for (let j = 0; j < i; j++) this.pages.freePage(pfns[j]!);
         return ERR_PTR(-ENOMEM);
       }
-      pfns[i] = pfn;
+      for (let j = 0; j < step; j++) pfns[i + j] = pfn + j;
     }
-    const start = this.next;
-    this.next += (n + 1) * PAGE_SIZE; // a guard page between mappings
+    // huge mappings start on a huge-page boundary, so VA and PA are aligned alike
+    const align = huge ? HUGE_SIZE : PAGE_SIZE;
+    const start = Math.ceil(this.next / align) * align;
+    this.next = start + (n + 1) * PAGE_SIZE; // a guard page between mappings
     this.vmas.push({ start, end: start + n * PAGE_SIZE, owner, pfns });
     return uptr(start);
   }

@@ -65,16 +65,19 @@ export class PageAllocator {
   }
 
   /**
-   * n physically contiguous frames (a boot-time ring or directory), at a seeded place; returns
-   * the first pfn or −1.
+   * n physically contiguous frames (a boot-time ring or directory, or a huge page), at a seeded
+   * place, the first frame a multiple of `alignPages`; returns the first pfn or −1.
    */
-  allocContiguous(owner: string, n: number): number {
-    for (let attempt = 0; attempt < 64 && this.free.length >= n; attempt++) {
-      const start = this.free[this.sim.rng.int(this.free.length)]!;
+  allocContiguous(owner: string, n: number, alignPages = 1, firstIndex = 0): number {
+    const lo = Math.ceil(this.firstPfn / alignPages);
+    const hi = Math.floor((this.firstPfn + this.nrFrames - n) / alignPages);
+    if (hi < lo || this.free.length < n) return -1;
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const start = alignPages === 1 ? this.free[this.sim.rng.int(this.free.length)]! : (lo + this.sim.rng.int(hi - lo + 1)) * alignPages;
       let ok = true;
       for (let i = 0; i < n && ok; i++) ok = this.isFree(start + i);
       if (!ok) continue;
-      for (let i = 0; i < n; i++) this.take(start + i, owner, i);
+      for (let i = 0; i < n; i++) this.take(start + i, owner, firstIndex + i);
       return start;
     }
     return -1;

@@ -67,3 +67,34 @@ export function totalsOf(steps: readonly StepResult[]): StepNumbers {
   }
   return t;
 }
+
+/** Adds what another thread recorded during the same step into `into` (a chain of work). */
+export function mergeRecording(into: StepRecording, from: StepRecording): void {
+  for (const [layer, a] of from.prims) {
+    let b = into.prims.get(layer);
+    if (!b) into.prims.set(layer, (b = new Float64Array(a.length)));
+    for (let i = 0; i < a.length; i++) b[i]! += a[i]!;
+  }
+  into.syscalls += from.syscalls;
+  into.ioctls.push(...from.ioctls);
+  into.copiesFromUser += from.copiesFromUser;
+  into.bytesFromUser += from.bytesFromUser;
+  into.copiesToUser += from.copiesToUser;
+  into.bytesToUser += from.bytesToUser;
+  into.userPtrDepth = Math.max(into.userPtrDepth, from.userPtrDepth);
+  for (const [s, where] of from.validations) {
+    const t = into.validations.get(s) ?? new Set<string>();
+    for (const w of where) t.add(w);
+    into.validations.set(s, t);
+  }
+  for (const [n, l] of from.locks) {
+    const t = into.locks.get(n) ?? { taken: 0, heldNs: 0, waitNs: 0 };
+    t.taken += l.taken;
+    t.heldNs += l.heldNs;
+    t.waitNs += l.waitNs;
+    into.locks.set(n, t);
+  }
+  into.contentionNs += from.contentionNs;
+  for (const [n, c] of from.counters) into.counters.set(n, (into.counters.get(n) ?? 0) + c);
+  into.trace.push(...from.trace);
+}

@@ -53,7 +53,8 @@ export interface Vm {
 
 export function createVm(o: VmOptions): Vm {
   if (o.ramBytes % 4096 !== 0 || o.ramBytes <= 0) throw new RangeError('guest RAM must be a positive multiple of 4 KiB');
-  const hva = o.task.mm.mmap(o.ramBytes, o.region ?? 'guest0.ram');
+  // guest RAM is hugepage-backed when its size allows, as a VMM configures it for assigned devices
+  const hva = o.task.mm.mmap(o.ramBytes, o.region ?? 'guest0.ram', { huge: o.ramBytes % (2 << 20) === 0 });
   if (IS_ERR(hva)) throw new Error(`mmap of guest RAM failed: ${hva.err}`);
   const vma = o.task.mm.findVma(hva)!;
   const ram = new GuestMemory(o.hostMem, vma.pfns);

@@ -1,0 +1,293 @@
+import { DEFAULT_COSTS, pricesAt, type PriceVector, type StepRecording } from '../sim/index.ts';
+import { computeDigest } from '../models/hw/vtd/digest.ts';
+import { errname } from '../models/kernel/errno.ts';
+import type { Task } from '../models/kernel/process.ts';
+import { HostMachine } from '../models/machine/host.ts';
+import type { IntentResult } from '../models/vmm/backend.ts';
+import { createVm, type Vm } from '../models/vmm/vm.ts';
+import type { GuestProcess } from '../models/guest/mm.ts';
+import { mergeRecording, stepResult, totalsOf } from './collect.ts';
+import { segments } from './expand.ts';
+import type { BootedDevice, StackPlatform } from './platform.ts';
+import { STACKS, type InvalidateOption, type RunResult, type StackName, type StackResult, type StepResult } from './results.ts';
+import type { FlatStep, LeafStep, LoadedScenario, Outcome } from './types.ts';
+
+/**
+ * Runs a loaded scenario on each stack: boots the shared platform, lets the design's modules
+ * register their char devices, builds the VM (guest RAM in the VMM, the guest, the vIOMMU front end
+ * and the design's backend), executes the steps, checks every expectation, and records the
+ * metrics, the leaks and the hardware digest.
+ */
+export interface RunOptions {
+  stacks?: readonly StackName[];
+  seed?: number;
+  invalidate?: InvalidateOption;
+  /** keep each step's call tree in the results (trace) */
+  keepTrace?: boolean;
+  /** prices for latency (default: the default profile) */
+  prices?: PriceVector;
+  /** the designs, by stack (the built-in ones unless a test supplies others) */
+  platforms: Partial<Record<StackName, StackPlatform>>;
+}
+
+/** how many times a DMA waiting on page requests lets the guest answer before it gives up */
+const MAX_IOPF_ROUNDS = 16;
+
+export function runScenario(sc: LoadedScenario, opts: RunOptions): RunResult {
+  const stacks = opts.stacks ?? STACKS;
+  const seed = opts.seed ?? 1;
+  const invalidate = opts.invalidate ?? 'qemu';
+  const prices = opts.prices ?? pricesAt(DEFAULT_COSTS, 'default');
+  const result: RunResult = { scenario: sc.name, description: sc.description, seed, invalidate, profile: prices.name, stacks: {} };
+  for (const stack of stacks) {
+    const plat = opts.platforms[stack];
+    result.stacks[stack] = plat
+      ? runOnStack(sc, plat, { seed, invalidate, prices, keepTrace: opts.keepTrace ?? false })
+      : failedStack(`no platform is registered for stack ${stack}`);
+  }
+  const a = result.stacks.tunnel;
+  const b = result.stacks.iommufd;
+  if (a && b && a.hwDigest && b.hwDigest) result.digestsEqual = a.hwDigest === b.hwDigest;
+  return result;
+}
+
+function failedStack(error: string): StackResult {
+  return { ok: false, error, steps: [], totals: totalsOf([]), hwDigest: '', leaks: {} };
+}
+
+interface StackRun {
+  readonly m: HostMachine;
+  readonly vm: Vm;
+  readonly plat: StackPlatform;
+  readonly stack: StackName;
+  readonly vmm: Task;
+  readonly vcpus: Task[];
+  readonly devices: Map<string, BootedDevice>;
+  readonly procs: Map<string, GuestProcess>;
+  readonly opts: { seed: number; invalidate: InvalidateOption; prices: PriceVector; keepTrace: boolean };
+  other: Task | null;
+}
+
+function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opts']): StackResult {
+  const m = new HostMachine({ seed: opts.seed, trace: true, frames: hostFramesFor(sc.vm.memoryBytes) });
+  // devices on bus 0 from slot 3, each in its own IOMMU group unless the scenario groups them
+  const booted: BootedDevice[] = sc.devices.map((d, i) => {
+    const rid = (3 + i) << 3;
+    const groupId = d.group !== undefined ? 1000 + d.group : rid;
+    const host = m.addPciDevice(d.name, rid, { pasidBits: d.pasidBits, ats: d.ats, pri: d.pri }, groupId);
+    return { scenario: d, host, groupId };
+  });
+  plat.init(m, booted);
+  const vmm = m.k.createProcess('qemu');
+  const vcpus = Array.from({ length: Math.max(1, sc.vm.vcpus) }, (_, i) => m.k.addTask(vmm.process, `vcpu${i}`));
+  const vm = createVm({
+    sim: m.sim,
+    hostMem: m.mem,
+    sys: m.sys,
+    task: vmm,
+    ramBytes: sc.vm.memoryBytes,
+    devices: booted.map((b, i) => ({
+      spec: plat.spec(m, b),
+      guestSid: (3 + i) << 3,
+      pasidBits: b.scenario.pasidBits,
+      ats: b.scenario.ats,
+      pri: b.scenario.pri,
+    })),
+    backend: plat.backend,
+    options: { invalidation: opts.invalidate },
+  });
+  const run: StackRun = { m, vm, plat, stack: plat.name, vmm, vcpus, devices: new Map(booted.map((b) => [b.scenario.name, b])), procs: new Map(), opts, other: null };
+  const baseline = m.sim.leaks.snapshot();
+  const steps: StepResult[] = [];
+  let error: string | undefined;
+  try {
+    for (const seg of segments(sc.flat)) {
+      if (seg.kind === 'serial') for (const fs of seg.steps) steps.push(runSerialStep(run, fs));
+      else steps.push(...runParallel(run, seg.branches));
+    }
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+  }
+  const leaks = leakDiff(baseline, m.sim.leaks.snapshot());
+  const stated = steps.some((s) => s.expected?.startsWith('leak'));
+  if (!error && Object.keys(leaks).length && !stated) error = `leaked at the end: ${Object.entries(leaks).map(([k, n]) => `${n} ${k}`).join(', ')}`;
+  const failed = steps.filter((s) => !s.ok);
+  if (!error && failed.length) error = `step ${failed[0]!.path} (${failed[0]!.op}): expected ${failed[0]!.expected}, got ${failed[0]!.outcome}${failed[0]!.error ? ` – ${failed[0]!.error}` : ''}`;
+  const r: StackResult = { ok: !error, steps, totals: totalsOf(steps), hwDigest: computeDigest(m.vtd).sha256, leaks };
+  if (error) r.error = error;
+  return r;
+}
+
+/** enough host memory for guest RAM, the kernel's tables and the IOMMU's, with headroom */
+function hostFramesFor(ramBytes: number): number {
+  return Math.max(1 << 16, Math.ceil((ramBytes * 2) / 4096) + (1 << 14));
+}
+
+function leakDiff(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(after)) if (n - (before[k] ?? 0) > 0) out[k] = n - (before[k] ?? 0);
+  return out;
+}
+
+/**
+ * A step outside `parallel` runs on vCPU 0; whatever other threads do before it ends (the PRQ
+ * thread, a device retrying after a page response) belongs to it too.
+ */
+function runSerialStep(run: StackRun, fs: FlatStep): StepResult {
+  const { m } = run;
+  const threads = m.sim.sched.threads;
+  const main = run.vcpus[0]!.thread;
+  for (const t of threads) m.sim.beginStep(t, fs.path, fs.step.op);
+  let outcome: { outcome: string; error?: string } = { outcome: 'ok' };
+  let thrown: unknown = null;
+  try {
+    m.sim.sched.runOn(main, () => {
+      outcome = execute(run, fs.step);
+    });
+    m.sim.sched.run();
+  } catch (e) {
+    thrown = e;
+  }
+  // close the step on every thread even after an oops, then let the oops go on
+  const recs = threads.map((t) => m.sim.endStep(t));
+  if (thrown) throw thrown;
+  const merged = recs.find((r) => r.thread === main.name)!;
+  for (const r of recs) if (r !== merged) mergeRecording(merged, r);
+  return judge(run, fs, merged, outcome);
+}
+
+function runParallel(run: StackRun, branches: readonly (readonly FlatStep[])[]): StepResult[] {
+  const { m } = run;
+  const out: StepResult[] = [];
+  const outcomes = new Map<string, { outcome: string; error?: string }>();
+  branches.forEach((steps, b) => {
+    const vcpu = run.vcpus[b % run.vcpus.length]!;
+    // seeded start jitter: which vCPU reaches the VMM first does not change meaning
+    vcpu.thread.clock = Math.max(vcpu.thread.clock, m.sim.sched.horizon()) + m.sim.rng.int(1000);
+    for (const fs of steps) {
+      m.sim.sched.post(vcpu.thread, () => {
+        const rec = m.sim.step(vcpu.thread, fs.path, fs.step.op, () => {
+          outcomes.set(fs.path, execute(run, fs.step));
+        });
+        out.push(judge(run, fs, rec, outcomes.get(fs.path)!));
+      });
+    }
+  });
+  m.sim.sched.run();
+  return out.sort((a, b) => a.path.localeCompare(b.path, undefined, { numeric: true }));
+}
+
+function judge(run: StackRun, fs: FlatStep, rec: StepRecording, o: { outcome: string; error?: string }): StepResult {
+  const r = stepResult(rec, run.opts.prices, { path: fs.path, op: fs.step.op, line: fs.line, keepTrace: run.opts.keepTrace });
+  const expected = describe(fs.expect[run.stack]);
+  r.expected = expected;
+  r.outcome = o.outcome;
+  if (o.error) r.error = o.error;
+  r.ok = expected.startsWith('leak') ? true : expected === o.outcome;
+  return r;
+}
+
+function describe(o: Outcome): string {
+  switch (o.kind) {
+    case 'errno':
+      return o.errno;
+    case 'leak':
+      return `leak ${JSON.stringify(o.leaks)}`;
+    default:
+      return o.kind;
+  }
+}
+
+function fromIntent(r: IntentResult<unknown>): { outcome: string; error?: string } {
+  if (r.ok) return { outcome: 'ok' };
+  return r.kind === 'errno' ? { outcome: errname(r.errno), error: r.message } : { outcome: 'illegal', error: r.message };
+}
+
+/** A guest kernel call: 0 or −errno, plus anything the VMM failed to do on its behalf. */
+function fromGuest(run: StackRun, ret: number, errorsBefore: number): { outcome: string; error?: string } {
+  const errs = run.vm.frontend.errors.slice(errorsBefore);
+  if (ret < 0) return { outcome: errname(ret), error: `guest call returned ${errname(ret)}` };
+  if (errs.length) {
+    const f = errs[0]!.failure;
+    return { outcome: f.kind === 'errno' ? errname(f.errno) : 'illegal', error: `${errs[0]!.intent}: ${f.message}` };
+  }
+  return { outcome: 'ok' };
+}
+
+function proc(run: StackRun, name: string): GuestProcess {
+  let p = run.procs.get(name);
+  if (!p) run.procs.set(name, (p = run.vm.guest.createProcess(name)));
+  return p;
+}
+
+function execute(run: StackRun, st: LeafStep): { outcome: string; error?: string } {
+  const { vm } = run;
+  const before = vm.frontend.errors.length;
+  switch (st.op) {
+    case 'assign':
+      return fromIntent(vm.frontend.assign(st.device));
+    case 'unassign':
+      return fromIntent(vm.frontend.unassign(st.device));
+    case 'guest-map': {
+      const p = proc(run, st.process);
+      const r = st.onDemand ? p.reserve(st.va, st.pages, { write: st.write }) : p.map(st.va, st.pages, { write: st.write });
+      return fromGuest(run, typeof r === 'number' ? r : 0, before);
+    }
+    case 'guest-unmap':
+      return fromGuest(run, proc(run, st.process).unmap(st.va, st.pages), before);
+    case 'bind':
+      return fromGuest(run, vm.guest.bind(st.device, st.pasid, proc(run, st.process)), before);
+    case 'rebind':
+      return fromGuest(run, vm.guest.rebind(st.device, st.pasid, proc(run, st.process)), before);
+    case 'unbind':
+      return fromGuest(run, vm.guest.unbind(st.device, st.pasid), before);
+    case 'dma':
+      return dma(run, st);
+    case 'close': {
+      const names = closeOrder(run, st.order);
+      return fromIntent(vm.frontend.close(names, closeTask(run, st.from)));
+    }
+  }
+}
+
+/** A device DMA; page requests are carried to the guest until the transfer ends. */
+function dma(run: StackRun, st: Extract<LeafStep, { op: 'dma' }>): { outcome: string; error?: string } {
+  const dev = run.devices.get(st.device)!.host.pci;
+  const data = new Uint8Array(st.len);
+  for (let i = 0; i < st.len; i++) data[i] = (i * 131 + st.va) & 0xff;
+  const req = st.write ? dev.dmaWrite(st.pasid, st.va, data) : dev.dmaRead(st.pasid, st.va, st.len);
+  for (let round = 0; req.status === 'pending' && round < MAX_IOPF_ROUNDS; round++) {
+    run.vm.frontend.injectFaults();
+    run.m.sim.sched.run();
+  }
+  switch (req.status) {
+    case 'ok':
+      return { outcome: req.pageRequests > 0 ? 'iopf' : 'ok' };
+    case 'fault':
+      return { outcome: 'fault', error: `fault reason 0x${req.reason.toString(16)}` };
+    case 'error':
+      return { outcome: 'fault', error: req.error };
+    default:
+      return { outcome: 'pending', error: 'the page request was never answered' };
+  }
+}
+
+/** The scenario's neutral fd names (device names, `iommu`) as the backend names its fds. */
+function closeOrder(run: StackRun, order: readonly string[] | undefined): string[] {
+  const open = run.vm.backend.openFds();
+  const devFd = (name: string) => open.filter((f) => f === `device:${name}` || f.endsWith(`:${name}`));
+  const iommuFds = open.filter((f) => !f.includes(':'));
+  const names = order ?? [...run.devices.keys(), 'iommu'];
+  const out: string[] = [];
+  for (const n of names) out.push(...(n === 'iommu' ? iommuFds : devFd(n)));
+  for (const f of open) if (!out.includes(f)) out.push(f);
+  return out;
+}
+
+function closeTask(run: StackRun, from: string): Task {
+  if (from === 'other') {
+    if (!run.other) run.other = run.plat.otherTask?.(run.m) ?? run.m.k.createProcess('libvirtd');
+    return run.other;
+  }
+  return run.vmm;
+}

@@ -29,7 +29,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return 2;
+      // our own commands choose their exit code (1: a scenario failed); commander's usage errors are 2
+      return e.code.startsWith('ioasid-sim.') ? e.exitCode : 2;
     }
     if (e instanceof UsageError) {
       process.stderr.write(`error: ${e.message}\n`);

@@ -49,6 +49,8 @@ export interface SpanJson {
   uapi?: { param: string; ctype: string };
   op?: string;
   note?: string;
+  /** the syscall frame or a file's ioctl entry (KFn.entry), for depth and erasure readers */
+  entry?: 'syscall' | 'ioctl';
   ns: number;
   children: SpanJson[];
 }
@@ -67,6 +69,7 @@ export function spanTreeJson(roots: readonly Span[]): SpanJson[] {
     const op = s.op ?? s.fn.op;
     if (op !== undefined) j.op = op;
     if (s.note !== undefined) j.note = s.note;
+    if (s.fn.entry !== undefined) j.entry = s.fn.entry;
     return j;
   };
   return roots.map(conv);

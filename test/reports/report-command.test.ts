@@ -1,0 +1,39 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RUNNER_MISSING, loadRunSuite } from '../../bin/commands/report.ts';
+import { cli } from '../helpers/cli.ts';
+
+const built = (await loadRunSuite()) !== null;
+
+describe('ioasid-sim report', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ioasid-report-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('treats a bad cost profile as a usage error', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"costs": {"sycall": {"ns": 1}}}');
+    const r = cli('report', '--costs', bad, '--out', join(dir, 'x'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: .*costs\.sycall – unknown primitive/);
+  });
+
+  it.skipIf(built)('says the scenario runner is not built yet, while it is not', () => {
+    const r = cli('report', '--out', join(dir, 'none'));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`error: ${RUNNER_MISSING}`);
+    expect(r.stderr).toMatch(/the scenario runner is not built yet/);
+    expect(existsSync(join(dir, 'none'))).toBe(false);
+  });
+
+  it.skipIf(!built)('writes the four files for the default suite', () => {
+    const out = join(dir, 'suite');
+    const r = cli('report', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of ['report.txt', 'report.md', 'report.json', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
+    const text = readFileSync(join(out, 'report.txt'), 'utf8');
+    expect(text.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).not.toMatch(/\b(?:https?|wss?|ftp):\/\//i);
+  });
+});

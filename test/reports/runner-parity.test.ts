@@ -1,0 +1,47 @@
+/**
+ * report.json's figures equal what the runner gives for the same seed. Needs the scenario runner
+ * (scenarios/runner.ts exporting runSuite): the suite is skipped, with that reason, only while the
+ * runner does not export it, and runs by itself once it does.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULT_COSTS } from '../../sim/index.ts';
+import type { RunResult } from '../../scenarios/results.ts';
+import { loadRunSuite, type RunSuiteOptions } from '../../bin/commands/report.ts';
+import { runsWithoutTraces } from '../../reports/json.ts';
+import { writeReport } from '../../reports/write.ts';
+import { cli } from '../helpers/cli.ts';
+
+const runner = await loadRunSuite();
+
+describe.skipIf(!runner)('report.json against the runner (skipped while scenarios/runner.ts does not export runSuite)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ioasid-parity-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const opts: RunSuiteOptions = { invalidate: ['qemu'], costs: { name: 'default', table: DEFAULT_COSTS }, seed: 3, trace: false, resimulateContended: false };
+  const runSuite = async (): Promise<RunResult[]> => runner!(opts);
+
+  it('carries the runs figure for figure, and a second run with the same seed gives the same figures', async () => {
+    const { files } = writeReport(await runSuite(), { outDir: dir, samples: 1000 });
+    const doc = JSON.parse(readFileSync(files.json, 'utf8')) as { runs: RunResult[] };
+    const again = JSON.parse(JSON.stringify(runsWithoutTraces(await runSuite()))) as RunResult[];
+    expect(doc.runs).toEqual(again);
+  });
+
+  it('equals `ioasid-sim run <scenario> --json --seed 3 --invalidate qemu` for each scenario it reports', async () => {
+    const help = cli('run', '--help');
+    expect(help.code, 'the runner exists but the `run` command does not').toBe(0);
+    const { files } = writeReport(await runSuite(), { outDir: join(dir, 'cli'), samples: 100 });
+    const doc = JSON.parse(readFileSync(files.json, 'utf8')) as { runs: RunResult[] };
+    for (const r of doc.runs) {
+      // `run` exits 1 when an expectation fails, and still prints its JSON
+      const out = cli('run', r.scenario, '--json', '--seed', '3', '--invalidate', 'qemu');
+      expect(out.stdout.trimStart().startsWith('{') || out.stdout.trimStart().startsWith('['), out.stderr).toBe(true);
+      const parsed = JSON.parse(out.stdout) as RunResult | RunResult[] | { runs: RunResult[] };
+      const list = Array.isArray(parsed) ? parsed : 'runs' in parsed ? parsed.runs : [parsed];
+      const same = runsWithoutTraces(list).find((x) => x.scenario === r.scenario && x.invalidate === r.invalidate && x.profile === r.profile);
+      expect(same).toEqual(r);
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import { DEFAULT_COSTS, pricesAt, type PriceVector, type StepRecording } from '../sim/index.ts';
+import { DEFAULT_COSTS, pricesAt, type CostTable, type PriceVector, type StepRecording } from '../sim/index.ts';
 import { computeDigest } from '../models/hw/vtd/digest.ts';
 import { errname } from '../models/kernel/errno.ts';
 import type { Task } from '../models/kernel/process.ts';
@@ -8,6 +8,9 @@ import { createVm, type Vm } from '../models/vmm/vm.ts';
 import type { GuestProcess } from '../models/guest/mm.ts';
 import { mergeRecording, stepResult, totalsOf } from './collect.ts';
 import { segments } from './expand.ts';
+import { formatIssue } from './issues.ts';
+import { builtinPlatforms } from './platforms.ts';
+import { loadScenario, suiteNames } from './suite.ts';
 import type { BootedDevice, StackPlatform } from './platform.ts';
 import { STACKS, type InvalidateOption, type RunResult, type StackName, type StackResult, type StepResult } from './results.ts';
 import type { FlatStep, LeafStep, LoadedScenario, Outcome } from './types.ts';
@@ -26,6 +29,8 @@ export interface RunOptions {
   keepTrace?: boolean;
   /** prices for latency (default: the default profile) */
   prices?: PriceVector;
+  /** prices that advance the clocks: contention is re-simulated, not re-priced (default: `prices`) */
+  clockPrices?: PriceVector;
   /** the designs, by stack (the built-in ones unless a test supplies others) */
   platforms: Partial<Record<StackName, StackPlatform>>;
 }
@@ -42,7 +47,7 @@ export function runScenario(sc: LoadedScenario, opts: RunOptions): RunResult {
   for (const stack of stacks) {
     const plat = opts.platforms[stack];
     result.stacks[stack] = plat
-      ? runOnStack(sc, plat, { seed, invalidate, prices, keepTrace: opts.keepTrace ?? false })
+      ? runOnStack(sc, plat, { seed, invalidate, prices, clockPrices: opts.clockPrices ?? prices, keepTrace: opts.keepTrace ?? false })
       : failedStack(`no platform is registered for stack ${stack}`);
   }
   const a = result.stacks.tunnel;
@@ -64,12 +69,12 @@ interface StackRun {
   readonly vcpus: Task[];
   readonly devices: Map<string, BootedDevice>;
   readonly procs: Map<string, GuestProcess>;
-  readonly opts: { seed: number; invalidate: InvalidateOption; prices: PriceVector; keepTrace: boolean };
+  readonly opts: { seed: number; invalidate: InvalidateOption; prices: PriceVector; clockPrices: PriceVector; keepTrace: boolean };
   other: Task | null;
 }
 
 function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opts']): StackResult {
-  const m = new HostMachine({ seed: opts.seed, trace: true, frames: hostFramesFor(sc.vm.memoryBytes) });
+  const m = new HostMachine({ seed: opts.seed, trace: true, clockPrices: opts.clockPrices, frames: hostFramesFor(sc.vm.memoryBytes) });
   // devices on bus 0 from slot 3, each in its own IOMMU group unless the scenario groups them
   const booted: BootedDevice[] = sc.devices.map((d, i) => {
     const rid = (3 + i) << 3;
@@ -290,4 +295,52 @@ function closeTask(run: StackRun, from: string): Task {
     return run.other;
   }
   return run.vmm;
+}
+
+export interface RunSuiteOptions {
+  /** scenario names from the suite; every built-in scenario when absent */
+  scenarios?: string[];
+  /** each scenario runs once per invalidation option */
+  invalidate: InvalidateOption[];
+  /** the profile latencies are priced at */
+  costs: { name: string; table: CostTable };
+  seed: number;
+  /** keep call trees (StepResult.trace) */
+  trace: boolean;
+  /** re-simulate scenarios that recorded contention at the low and high profiles (runs named 'low'/'high') */
+  resimulateContended: boolean;
+  onProgress?: (done: number, total: number, label: string) => void;
+  platforms?: Partial<Record<StackName, StackPlatform>>;
+}
+
+/** Runs the suite on both stacks, once per invalidation option, plus contended re-simulations. */
+export function runSuite(opts: RunSuiteOptions): RunResult[] {
+  const platforms = opts.platforms ?? builtinPlatforms();
+  const names = opts.scenarios ?? suiteNames();
+  const scenarios = names.map((n) => {
+    const r = loadScenario(n);
+    if (!r.ok) throw new Error(`scenario ${n}: ${r.errors.map(formatIssue).join('; ')}`);
+    return r.scenario;
+  });
+  // the main run's name must not be taken for a re-simulated bound
+  const mainName = opts.costs.name === 'low' || opts.costs.name === 'high' ? `${opts.costs.name} (profile)` : opts.costs.name;
+  const prices = pricesAt(opts.costs.table, 'default', mainName);
+  const total = scenarios.length * opts.invalidate.length;
+  const out: RunResult[] = [];
+  let done = 0;
+  for (const sc of scenarios) {
+    for (const invalidate of opts.invalidate) {
+      const r = runScenario(sc, { seed: opts.seed, invalidate, prices, keepTrace: opts.trace, platforms });
+      out.push(r);
+      opts.onProgress?.(++done, total, `${sc.name} (${invalidate})`);
+      const contended = Object.values(r.stacks).some((s) => s.totals.contentionNs > 0);
+      if (opts.resimulateContended && contended) {
+        for (const point of ['low', 'high'] as const) {
+          const pv = pricesAt(opts.costs.table, point, point);
+          out.push(runScenario(sc, { seed: opts.seed, invalidate, prices: pv, clockPrices: pv, keepTrace: false, platforms }));
+        }
+      }
+    }
+  }
+  return out;
 }

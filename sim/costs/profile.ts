@@ -32,7 +32,7 @@ export interface PriceVector {
 
 export type Point = 'low' | 'default' | 'high';
 
-export function pricesAt(table: CostTable, point: Point, name = point): PriceVector {
+export function pricesAt(table: CostTable, point: Point, name: string = point): PriceVector {
   const ns = new Float64Array(NPRIM);
   const perByte = new Float64Array(NPRIM);
   PRIMITIVES.forEach((k, i) => {

@@ -1,11 +1,18 @@
 import { kfn, type KFn } from '../../sim/index.ts';
 import type { Device } from '../kernel/device.ts';
-import { EFAULT, EINVAL, ENODEV } from '../kernel/errno.ts';
+import { EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM } from '../kernel/errno.ts';
+import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
+import { kfree, kzalloc, type KAlloc } from '../kernel/slab.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { uptr, type UserPtr } from '../kernel/mm.ts';
 import { copy_from_user } from '../kernel/uaccess.ts';
 import {
   IOMMU_CACHE_INVALIDATE_INFO_VERSION_1,
+  IOMMU_FAULT_PAGE_REQ,
+  IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
+  IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID,
+  IOMMU_PAGE_RESP_PASID_VALID,
+  IOMMU_PAGE_RESP_VERSION_1,
   IOMMU_CACHE_INV_TYPE_DEV_IOTLB,
   IOMMU_CACHE_INV_TYPE_NR,
   IOMMU_CACHE_INV_TYPE_PASID,
@@ -29,7 +36,9 @@ import {
   sizeOf,
   type UapiObject,
 } from '../kernel/uapi/index.ts';
-import type { IommuDomain, IommuOps } from './types.ts';
+import type { IoPgfault } from './io-pgfault.ts';
+import type { IommuCore } from './iommu.ts';
+import type { IommuDomain, IommuOps, IopfGroup } from './types.ts';
 import { ioasid_get_if_owned, ioasid_put } from './ioasid.ts';
 
 /**
@@ -231,4 +240,144 @@ export function iommu_uapi_cache_invalidate(k: Kernel, domain: IommuDomain, dev:
     if (ret) return ret;
     return ops.cache_invalidate(domain, dev, info);
   });
+}
+
+// ---- device faults, as v5.12 reported them (consumer: Eric Auger's VFIO fault region) ----------
+
+const FAULT_FN = {
+  register: fn('iommu_register_device_fault_handler', 'int iommu_register_device_fault_handler(struct device *dev, iommu_dev_fault_handler_t handler, void *data)', CORE_V512),
+  unregister: fn('iommu_unregister_device_fault_handler', 'int iommu_unregister_device_fault_handler(struct device *dev)', CORE_V512),
+  report: fn('iommu_report_device_fault', 'int iommu_report_device_fault(struct device *dev, struct iommu_fault_event *evt)', CORE_V512),
+  response: fn('iommu_page_response', 'int iommu_page_response(struct device *dev, struct iommu_page_response *msg)', CORE_V512, {
+    param: 'msg',
+    ctype: 'struct iommu_page_response *',
+  }),
+};
+
+/** iommu_dev_fault_handler_t: gets the 64-byte struct iommu_fault; 0 when the fault was taken */
+export type IommuDevFaultHandler = (fault: Uint8Array, data: unknown) => number;
+
+/** a reported last page request awaiting its response (struct iommu_fault_event on fparam->faults) */
+interface PendingEvt {
+  readonly grpid: number;
+  readonly pasid: number;
+  readonly flags: number;
+  /** the shared io-pgfault group that carries the response down to the driver */
+  readonly group: IopfGroup;
+  readonly alloc: KAlloc;
+}
+
+/** struct iommu_fault_param (v5.12) */
+interface FaultParamV512 {
+  readonly handler: IommuDevFaultHandler;
+  readonly data: unknown;
+  readonly faults: PendingEvt[];
+  readonly lock: Mutex;
+  readonly iopf: IoPgfault;
+  /** the adapter enabled PRI through the shared driver's enable_iopf */
+  readonly iopfEnabled: boolean;
+  readonly alloc: KAlloc;
+}
+
+const faultParams = new WeakMap<Device, FaultParamV512>();
+
+/**
+ * iommu_register_device_fault_handler: one handler per device (−EBUSY for a second). Era bridge:
+ * v5.12 enabled PRI when it set up the device's context (iommu_enable_dev_iotlb); the shared
+ * driver enables it, with the io-pgfault queue, in ops->enable_iopf, called here when the device
+ * has PRI (the handler still takes unrecoverable faults without it).
+ */
+export function iommu_register_device_fault_handler(k: Kernel, core: IommuCore, iopf: IoPgfault, dev: Device, handler: IommuDevFaultHandler, data: unknown): number {
+  return k.sim.call(FAULT_FN.register, () => {
+    const di = core.dev_iommu(dev);
+    if (!di) return -EINVAL;
+    if (faultParams.has(dev)) return -EBUSY; // "Only allow one fault handler registered for each device"
+    const alloc = kzalloc(k, 'iommu_fault_param');
+    if (!alloc) return -ENOMEM;
+    const iopfEnabled = !!di.ops.enable_iopf && dev.caps.pri && di.ops.enable_iopf(dev) === 0;
+    faultParams.set(dev, { handler, data, faults: [], lock: new Mutex(k, `${dev.name}:fault_param->lock`), iopf, iopfEnabled, alloc });
+    return 0;
+  });
+}
+
+/** −EBUSY while page requests await a response: the handler stays registered (v5.12). */
+export function iommu_unregister_device_fault_handler(k: Kernel, core: IommuCore, dev: Device): number {
+  return k.sim.call(FAULT_FN.unregister, () => {
+    const p = faultParams.get(dev);
+    if (!p) return -EINVAL;
+    if (p.faults.length) return -EBUSY;
+    if (p.iopfEnabled) core.dev_iommu(dev)?.ops.disable_iopf?.(dev);
+    faultParams.delete(dev);
+    kfree(k, p.alloc);
+    return 0;
+  });
+}
+
+/**
+ * iommu_report_device_fault (v5.12): only with a handler registered (−EINVAL otherwise); a last
+ * page request is kept pending (kmemdup onto fparam->faults) until iommu_page_response; if the
+ * handler refuses it, it is dropped again.
+ */
+export function iommu_report_device_fault_v512(k: Kernel, dev: Device, fault: Uint8Array, group: IopfGroup | null): number {
+  return k.sim.call(FAULT_FN.report, () => {
+    const p = faultParams.get(dev);
+    if (!p) return -EINVAL;
+    const v = new DataView(fault.buffer, fault.byteOffset, fault.byteLength);
+    let pending: PendingEvt | null = null;
+    if (v.getUint32(0, true) === IOMMU_FAULT_PAGE_REQ && v.getUint32(8, true) & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE && group) {
+      const alloc = kzalloc(k, 'iommu_fault_event(pending)');
+      if (!alloc) return -ENOMEM;
+      pending = { flags: v.getUint32(8, true), pasid: v.getUint32(12, true), grpid: v.getUint32(16, true), group, alloc };
+      mutex_lock(p.lock);
+      p.faults.push(pending);
+      mutex_unlock(p.lock);
+    }
+    const ret = p.handler(fault, p.data);
+    if (ret && pending) {
+      mutex_lock(p.lock);
+      p.faults.splice(p.faults.indexOf(pending), 1);
+      mutex_unlock(p.lock);
+      kfree(k, pending.alloc);
+    }
+    return ret;
+  });
+}
+
+/**
+ * iommu_page_response (v5.12): matches a pending request by group id, and by PASID when the
+ * request needs one; −EINVAL for a bad version/flags or no match (a response with nothing
+ * pending is dropped, returning −EINVAL too). The match's io-pgfault group is answered, which
+ * sends the driver's page group response.
+ */
+export function iommu_page_response(k: Kernel, core: IommuCore, dev: Device, msg: UapiObject): number {
+  return k.sim.call(FAULT_FN.response, () => {
+    if (!core.dev_iommu(dev)?.ops.page_response) return -ENODEV;
+    const p = faultParams.get(dev);
+    if (!p) return -EINVAL;
+    k.sim.recorder.validate('iommu_page_response', 'iommu_page_response');
+    const flags = msg.flags as number;
+    if (msg.version !== IOMMU_PAGE_RESP_VERSION_1 || flags & ~IOMMU_PAGE_RESP_PASID_VALID) return -EINVAL;
+    const hasPasid = (flags & IOMMU_PAGE_RESP_PASID_VALID) !== 0;
+    let ret = -EINVAL;
+    mutex_lock(p.lock);
+    for (const evt of p.faults) {
+      if (evt.grpid !== msg.grpid) continue;
+      const needsPasid = (evt.flags & IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID) !== 0;
+      if (needsPasid && (!hasPasid || msg.pasid !== evt.pasid)) continue;
+      // domain->ops->page_response(dev, evt, msg), through the shared io-pgfault group
+      p.iopf.iopf_group_response(evt.group, msg.code as number);
+      p.iopf.iopf_free_group(evt.group);
+      p.faults.splice(p.faults.indexOf(evt), 1);
+      kfree(k, evt.alloc);
+      ret = 0;
+      break;
+    }
+    mutex_unlock(p.lock);
+    return ret;
+  });
+}
+
+/** Page requests reported and not yet answered, for tests. */
+export function iommu_pending_faults(dev: Device): number {
+  return faultParams.get(dev)?.faults.length ?? 0;
 }

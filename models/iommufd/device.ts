@@ -15,6 +15,7 @@ import {
   type IommufdHwPagetable,
   type IommufdHwptPaging,
 } from './hw_pagetable.ts';
+import { iommufd_auto_response_faults, iommufd_fault_iopf_disable, iommufd_fault_iopf_enable } from './fault.ts';
 import { iopt_remove_reserved_iova, iopt_table_enforce_dev_resv_regions } from './io_pagetable.ts';
 import type { IommufdIoas } from './ioas.ts';
 import {
@@ -44,7 +45,7 @@ import {
  * Attachments are kept per IOMMU group (iommufd_group) and per PASID (igroup->pasid_attach): only
  * the first device of a group attaches the group, later ones only join; every attached device
  * holds one `users` on the HWPT. Read against device.c with the 6.15 PASID rework (pasid_attach,
- * iommufd_hwpt_pasid_compat); the IOPF enable on attach of a fault-capable HWPT is part 2.
+ * iommufd_hwpt_pasid_compat) and its IOPF enable / auto-response for fault-capable HWPTs (fault.ts).
  */
 const SRC = 'drivers/iommu/iommufd/device.c @ v6.15';
 const fn = (name: string, sig: string): KFn => kfn({ name, layer: 'iommufd', sig, prov: { kind: 'merged', source: SRC } });
@@ -136,6 +137,9 @@ export interface IommufdDevice extends IommufdObject {
   readonly dev: Device;
   readonly igroup: IommufdGroup;
   readonly enforce_cache_coherency: boolean;
+  /** idev->iopf_lock and iopf_enabled: fault-capable attachments of the device (fault.ts) */
+  readonly iopf_lock: Mutex;
+  iopf_enabled: number;
 }
 
 /** struct iommufd_attach_handle: the core's handle, with the idev io-pgfault hands back */
@@ -248,6 +252,8 @@ export function iommufd_device_bind(ictx: IommufdCtx, dev: Device, id: { id: num
       dev,
       igroup,
       enforce_cache_coherency: di.ops.enforce_cache_coherency, // IOMMU_CAP_ENFORCE_CACHE_COHERENCY
+      iopf_lock: new Mutex(k, `${dev.name}:idev->iopf_lock`),
+      iopf_enabled: 0,
     }));
     if (IS_ERR(idev)) {
       rc = PTR_ERR(idev);
@@ -340,32 +346,38 @@ function iommufd_hwpt_pasid_compat(hwpt: IommufdHwPagetable, idev: IommufdDevice
   });
 }
 
-/** iommufd_hwpt_compatible_device: a VF with PRI cannot take a fault-capable HWPT (shared PRI). */
-function iommufd_hwpt_compatible_device(hwpt: IommufdHwPagetable, idev: IommufdDevice): boolean {
-  if (!hwpt.fault) return true;
-  return !idev.dev.caps.isVirtfn || !idev.dev.caps.pri;
-}
-
 function new_handle(idev: IommufdDevice): IommufdAttachHandle | null {
   const alloc = kzalloc(idev.ictx.k, 'struct iommufd_attach_handle');
   return alloc ? { domain: null, owner: idev, idev, alloc } : null;
 }
 
-/** The group (RID) or the PASID takes the HWPT's domain, with a handle naming the idev. */
+/**
+ * The group (RID) or the PASID takes the HWPT's domain, with a handle naming the idev (io-pgfault
+ * hands it back with each fault group). A fault-capable HWPT turns the device's IOPF on first
+ * (6.15: here; 6.16 moved it into the drivers).
+ */
 function iommufd_hwpt_attach_device(hwpt: IommufdHwPagetable, idev: IommufdDevice, pasid: number): number {
   const core = idev.ictx.mod.core;
   return idev.ictx.k.sim.call(FN.attach_device, () => {
-    if (!iommufd_hwpt_compatible_device(hwpt, idev)) return -EINVAL;
     let rc = iommufd_hwpt_pasid_compat(hwpt, idev, pasid);
     if (rc) return rc;
     const handle = new_handle(idev);
     if (!handle) return -ENOMEM;
-    // part 2: if (hwpt->fault) iommufd_fault_iopf_enable(idev) (6.15 does it here)
+    if (hwpt.fault) {
+      rc = iommufd_fault_iopf_enable(idev);
+      if (rc) {
+        kfree(idev.ictx.k, handle.alloc);
+        return rc;
+      }
+    }
     rc =
       pasid === IOMMU_NO_PASID
         ? core.iommu_attach_group_handle(hwpt.domain!, idev.igroup.group, handle)
         : core.iommu_attach_device_pasid(hwpt.domain!, idev.dev, pasid, handle);
-    if (rc) kfree(idev.ictx.k, handle.alloc);
+    if (rc) {
+      if (hwpt.fault) iommufd_fault_iopf_disable(idev);
+      kfree(idev.ictx.k, handle.alloc);
+    }
     return rc;
   });
 }
@@ -379,9 +391,13 @@ function iommufd_hwpt_detach_device(hwpt: IommufdHwPagetable, idev: IommufdDevic
   idev.ictx.k.sim.call(FN.detach_device, () => {
     const handle = iommufd_device_get_attach_handle(idev, pasid);
     // iommu_detach_group_handle: the shared core's iommu_detach_group also drops the RID handle
-    if (pasid === IOMMU_NO_PASID) core.iommu_detach_group(hwpt.domain!, idev.igroup.group);
+    if (pasid === IOMMU_NO_PASID) core.iommu_detach_group_handle(hwpt.domain!, idev.igroup.group);
     else core.iommu_detach_device_pasid(hwpt.domain!, idev.dev, pasid);
-    // part 2: iommufd_auto_response_faults(hwpt, handle)
+    // the groups of this attachment nobody answered: INVALID, so the device stops waiting
+    if (hwpt.fault) {
+      iommufd_auto_response_faults(hwpt, handle);
+      iommufd_fault_iopf_disable(idev);
+    }
     kfree(idev.ictx.k, handle?.alloc);
   });
 }
@@ -390,28 +406,33 @@ function iommufd_hwpt_replace_device(idev: IommufdDevice, pasid: number, hwpt: I
   const core = idev.ictx.mod.core;
   const group = idev.igroup.group;
   return idev.ictx.k.sim.call(FN.replace_device, () => {
-    void old;
-    if (!iommufd_hwpt_compatible_device(hwpt, idev)) return -EINVAL;
     let rc = iommufd_hwpt_pasid_compat(hwpt, idev, pasid);
     if (rc) return rc;
     const old_handle = iommufd_device_get_attach_handle(idev, pasid);
     const handle = new_handle(idev);
     if (!handle) return -ENOMEM;
-    if (pasid === IOMMU_NO_PASID) {
-      // iommu_replace_group_handle = the shared core's iommu_group_replace_domain + the new handle
-      rc = core.iommu_group_replace_domain(group, hwpt.domain!);
-      if (!rc) {
-        handle.domain = hwpt.domain;
-        group.rid_handle = handle;
+    const enable = hwpt.fault !== null && old.fault === null;
+    if (enable) {
+      rc = iommufd_fault_iopf_enable(idev);
+      if (rc) {
+        kfree(idev.ictx.k, handle.alloc);
+        return rc;
       }
-    } else {
-      rc = core.iommu_replace_device_pasid(hwpt.domain!, idev.dev, pasid, handle);
     }
+    rc =
+      pasid === IOMMU_NO_PASID
+        ? core.iommu_replace_group_handle(group, hwpt.domain!, handle)
+        : core.iommu_replace_device_pasid(hwpt.domain!, idev.dev, pasid, handle);
     if (rc) {
+      if (enable) iommufd_fault_iopf_disable(idev);
       kfree(idev.ictx.k, handle.alloc);
       return rc;
     }
-    // part 2: iommufd_auto_response_faults(hwpt, old_handle)
+    if (old.fault) {
+      // 6.15 passes the new HWPT: its queue is searched for the old handle's groups
+      iommufd_auto_response_faults(hwpt, old_handle);
+      if (!hwpt.fault) iommufd_fault_iopf_disable(idev);
+    }
     kfree(idev.ictx.k, old_handle?.alloc);
     return 0;
   });

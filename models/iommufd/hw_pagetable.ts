@@ -1,5 +1,5 @@
 import { kfn, type KFn } from '../../sim/index.ts';
-import { EINVAL, EOPNOTSUPP, ERR_PTR, IS_ERR, PTR_ERR, type ErrPtr } from '../kernel/errno.ts';
+import { EFAULT, EINVAL, EOPNOTSUPP, ERR_PTR, IS_ERR, PTR_ERR, type ErrPtr } from '../kernel/errno.ts';
 import { mutex_lock, mutex_unlock } from '../kernel/locks.ts';
 import { uptr } from '../kernel/mm.ts';
 import {
@@ -10,7 +10,7 @@ import {
   IOMMU_HWPT_FAULT_ID_VALID,
   sizeOf,
 } from '../kernel/uapi/index.ts';
-import { IOMMU_NO_PASID, type IommuDomain, type IommuUserData } from '../iommu/types.ts';
+import { IOMMU_NO_PASID, type IommuDomain, type IommuUserData, type IommuUserDataArray } from '../iommu/types.ts';
 import {
   IOMMU_CAP_DIRTY_TRACKING,
   device_iommu_capable,
@@ -20,6 +20,7 @@ import {
   iommufd_hw_pagetable_detach,
   type IommufdDevice,
 } from './device.ts';
+import { iommufd_fault_iopf_handler, iommufd_get_fault } from './fault.ts';
 import { iopt_table_add_domain, iopt_table_remove_domain } from './io_pagetable.ts';
 import type { IommufdIoas } from './ioas.ts';
 import {
@@ -65,6 +66,15 @@ const FN = {
     'iommufd_hwpt_nested_alloc',
     'static struct iommufd_hwpt_nested *iommufd_hwpt_nested_alloc(struct iommufd_ctx *ictx, struct iommufd_hwpt_paging *parent, struct iommufd_device *idev, u32 flags, const struct iommu_user_data *user_data)',
   ),
+  invalidate: kfn({
+    name: 'iommufd_hwpt_invalidate',
+    layer: 'iommufd',
+    sig: 'int iommufd_hwpt_invalidate(struct iommufd_ucmd *ucmd)',
+    prov: { kind: 'merged', source: SRC },
+    uapi: { param: 'ucmd->cmd', ctype: 'struct iommu_hwpt_invalidate *' },
+    handler: true,
+    op: 'invalidate',
+  }),
   hwpt_alloc: kfn({
     name: 'iommufd_hwpt_alloc',
     layer: 'iommufd',
@@ -81,7 +91,7 @@ export interface IommufdHwPagetable extends IommufdObject {
   readonly type: 'HWPT_PAGING' | 'HWPT_NESTED';
   /** NULL until the driver returned one (and again if it failed) */
   domain: IommuDomain | null;
-  /** the FAULT object (part 2: fault.ts); holds a users reference on it */
+  /** the FAULT object (fault.ts) its domain's page requests go to; holds a users reference on it */
   fault: IommufdObject | null;
   /** IOMMU_HWPT_ALLOC_PASID: may be attached to a PASID, and the RID's HWPT must be too */
   pasid_compat: boolean;
@@ -342,12 +352,13 @@ export function iommufd_hwpt_alloc(ucmd: IommufdUcmd): number {
     }
 
     if (hwpt && flags & IOMMU_HWPT_FAULT_ID_VALID) {
-      // iommufd_get_fault: the FAULT object comes with part 2 (fault.ts); until then no id names one
-      const fault = iommufd_get_object(ictx, u32(cmd, 'fault_id'), 'FAULT');
+      const fault = iommufd_get_fault(ucmd, u32(cmd, 'fault_id'));
       if (IS_ERR(fault)) rc = PTR_ERR(fault);
       else {
         hwpt.fault = fault;
-        // hwpt->domain->iopf_handler = iommufd_fault_iopf_handler: part 2
+        // hwpt->domain->iopf_handler = iommufd_fault_iopf_handler; ->fault_data = hwpt
+        const h = hwpt;
+        hwpt.domain!.iopf_handler = (group) => iommufd_fault_iopf_handler(h, group);
         iommufd_object_get_users(fault);
         iommufd_put_object(ictx, fault);
       }
@@ -362,6 +373,47 @@ export function iommufd_hwpt_alloc(ucmd: IommufdUcmd): number {
     if (ioas) mutex_unlock(ioas.mutex);
     iommufd_put_object(ictx, pt_obj);
     iommufd_put_object(ictx, idev);
+    return rc;
+  });
+}
+
+/**
+ * IOMMU_HWPT_INVALIDATE: the core reads only the header; the entries stay in user memory as an
+ * iommu_user_data_array {type, uptr, entry_len, entry_num} that the driver copies one entry at a
+ * time. Only a NESTED HWPT takes it (a vIOMMU is not modelled; anything else is EINVAL). The
+ * header goes back with entry_num = the entries handled, even when the call fails.
+ */
+export function iommufd_hwpt_invalidate(ucmd: IommufdUcmd): number {
+  const { ictx, cmd } = ucmd;
+  return ictx.k.sim.call(FN.invalidate, () => {
+    const data_array: IommuUserDataArray = {
+      type: u32(cmd, 'data_type'),
+      uptr: uptr(Number(u64(cmd, 'data_uptr'))),
+      entry_len: u32(cmd, 'entry_len'),
+      entry_num: u32(cmd, 'entry_num'),
+    };
+    let done_num = 0;
+    const rc = ((): number => {
+      if (u32(cmd, '__reserved')) return -EOPNOTSUPP;
+      if (data_array.entry_num && (!u64(cmd, 'data_uptr') || !data_array.entry_len)) return -EINVAL;
+      const pt_obj = iommufd_get_object(ictx, u32(cmd, 'hwpt_id'), 'ANY');
+      if (IS_ERR(pt_obj)) return PTR_ERR(pt_obj);
+      let ret: number;
+      if (pt_obj.type === 'HWPT_NESTED') {
+        const domain = (pt_obj as IommufdHwptNested).domain!;
+        if (!domain.ops.cache_invalidate_user) ret = -EOPNOTSUPP;
+        else {
+          ret = domain.ops.cache_invalidate_user(domain, data_array);
+          done_num = data_array.entry_num;
+        }
+      } else {
+        ret = -EINVAL;
+      }
+      iommufd_put_object(ictx, pt_obj);
+      return ret;
+    })();
+    cmd.entry_num = done_num;
+    if (iommufd_ucmd_respond(ucmd, sizeOf(ucmd.decl))) return -EFAULT;
     return rc;
   });
 }

@@ -9,6 +9,7 @@ import { copy_to_user } from '../kernel/uaccess.ts';
 import { encode, type StructDecl, type UapiObject } from '../kernel/uapi/index.ts';
 import type { XArray } from '../kernel/xarray.ts';
 import type { IommuCore } from '../iommu/iommu.ts';
+import type { IoPgfault } from '../iommu/io-pgfault.ts';
 
 /**
  * The iommufd object model (iommufd_private.h, main.c and driver.c @ v6.15): the per-fd context, the
@@ -54,6 +55,8 @@ export const IOMMUFD_ID_MAX = 0x7fff_ffff;
 export interface IommufdModule {
   readonly k: Kernel;
   readonly core: IommuCore;
+  /** io-pgfault's iopf_group_response / iopf_free_group (fault.ts) */
+  readonly iopf: IoPgfault;
 }
 
 /** struct iommufd_ctx */

@@ -1,5 +1,5 @@
 import { kfn, type KFn } from '../../sim/index.ts';
-import { EINVAL, ENOMEM, ENOTTY, EOPNOTSUPP, EFAULT, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
+import { EBADF, EBADFD, EINVAL, ENOMEM, ENOTTY, EOPNOTSUPP, EFAULT, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
 import { get_file, fput, type File, type FileOperations } from '../kernel/files.ts';
 import { _IOC_NR } from '../kernel/ioctl.ts';
 import type { Kernel } from '../kernel/kernel.ts';
@@ -14,7 +14,9 @@ import {
   encode,
   iommu_destroy,
   iommu_hw_info,
+  iommu_fault_alloc,
   iommu_hwpt_alloc,
+  iommu_hwpt_invalidate,
   iommu_ioas_alloc,
   iommu_ioas_allow_iovas,
   iommu_ioas_copy,
@@ -30,8 +32,10 @@ import {
 } from '../kernel/uapi/index.ts';
 import { XArray } from '../kernel/xarray.ts';
 import type { IommuCore } from '../iommu/iommu.ts';
+import { IoPgfault } from '../iommu/io-pgfault.ts';
 import { iommufd_get_hw_info } from './device.ts';
-import { iommufd_hwpt_alloc } from './hw_pagetable.ts';
+import { iommufd_fault_alloc } from './fault.ts';
+import { iommufd_hwpt_alloc, iommufd_hwpt_invalidate } from './hw_pagetable.ts';
 import {
   iommufd_ioas_allow_iovas,
   iommufd_ioas_alloc_ioctl,
@@ -82,8 +86,6 @@ const FN = {
   init: fn('iommufd_init', 'static int __init iommufd_init(void)'),
 };
 
-/** EBADFD (include/uapi/asm-generic/errno.h): an fd that is not an iommufd */
-const EBADFD = 77;
 
 /** struct iommufd_ioctl_op */
 export interface IommufdIoctlOp {
@@ -142,6 +144,8 @@ export const iommufd_ioctl_ops: readonly IommufdIoctlOp[] = [
   IOCTL_OP('IOMMU_VFIO_IOAS', iommufd_vfio_ioas, iommu_vfio_ioas, '__reserved'),
   IOCTL_OP('IOMMU_HWPT_ALLOC', iommufd_hwpt_alloc, iommu_hwpt_alloc, '__reserved'),
   IOCTL_OP('IOMMU_GET_HW_INFO', iommufd_get_hw_info, iommu_hw_info, '__reserved'),
+  IOCTL_OP('IOMMU_HWPT_INVALIDATE', iommufd_hwpt_invalidate, iommu_hwpt_invalidate, '__reserved'),
+  IOCTL_OP('IOMMU_FAULT_QUEUE_ALLOC', iommufd_fault_alloc, iommu_fault_alloc, 'out_fault_fd'),
 ];
 
 /** indexed by _IOC_NR(cmd) − IOMMUFD_CMD_BASE, as the kernel's array */
@@ -227,6 +231,16 @@ export const iommufd_fops: FileOperations = {
   ioctlName: (cmd) => iommufd_ioctl_name(cmd),
 };
 
+/**
+ * iommufd_ctx_from_fd: fdget (EBADF), then iommufd_ctx_from_file. Runs in the caller's task
+ * (VFIO's BIND_IOMMUFD, vhost-vdpa's SET_IOMMU_FD).
+ */
+export function iommufd_ctx_from_fd(k: Kernel, fd: number): IommufdCtx | ErrPtr {
+  const file = k.cur().process.files.get(fd);
+  if (!file) return ERR_PTR(-EBADF);
+  return iommufd_ctx_from_file(file);
+}
+
 /** iommufd_ctx_from_file: the context of an iommufd file, with a reference (iommufd_ctx_put). */
 export function iommufd_ctx_from_file(file: File): IommufdCtx | ErrPtr {
   if (file.f_op !== iommufd_fops) return ERR_PTR(-EBADFD);
@@ -243,9 +257,10 @@ export function iommufd_ctx_put(ictx: IommufdCtx): void {
 }
 
 /** module_init(iommufd_init): registers /dev/iommu (misc_register). */
-export function iommufd_init(k: Kernel, core: IommuCore): IommufdModule {
+export function iommufd_init(k: Kernel, core: IommuCore, iopf?: IoPgfault): IommufdModule {
   return k.sim.call(FN.init, () => {
-    const mod: IommufdModule = { k, core };
+    // io-pgfault keeps its state per device (dev->iommu->fault_param): any handle on it will do
+    const mod: IommufdModule = { k, core, iopf: iopf ?? new IoPgfault(k, core) };
     k.devfs.register('/dev/iommu', iommufd_fops, mod);
     return mod;
   });

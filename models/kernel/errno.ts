@@ -23,13 +23,16 @@ export const ENFILE = 23;
 export const EMFILE = 24;
 export const ENOTTY = 25;
 export const ENOSPC = 28;
+export const ESPIPE = 29;
 export const ERANGE = 34;
 export const EDEADLK = 35;
 export const ENOSYS = 38;
 export const EOVERFLOW = 75;
+export const EBADFD = 77;
 export const EMSGSIZE = 90;
 export const EOPNOTSUPP = 95;
 export const EADDRINUSE = 98;
+export const ENOBUFS = 105;
 export const ETIMEDOUT = 110;
 export const ENOTSUPP = 524;
 
@@ -55,13 +58,16 @@ const NAMES: Record<number, string> = {
   [EMFILE]: 'EMFILE',
   [ENOTTY]: 'ENOTTY',
   [ENOSPC]: 'ENOSPC',
+  [ESPIPE]: 'ESPIPE',
   [ERANGE]: 'ERANGE',
   [EDEADLK]: 'EDEADLK',
   [ENOSYS]: 'ENOSYS',
   [EOVERFLOW]: 'EOVERFLOW',
+  [EBADFD]: 'EBADFD',
   [EMSGSIZE]: 'EMSGSIZE',
   [EOPNOTSUPP]: 'EOPNOTSUPP',
   [EADDRINUSE]: 'EADDRINUSE',
+  [ENOBUFS]: 'ENOBUFS',
   [ETIMEDOUT]: 'ETIMEDOUT',
   [ENOTSUPP]: 'ENOTSUPP',
 };

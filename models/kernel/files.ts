@@ -12,8 +12,9 @@ export interface FileOperations {
   readonly type: string;
   open?(k: Kernel, file: File): number;
   unlocked_ioctl?(k: Kernel, file: File, cmd: number, arg: number): number;
-  read?(k: Kernel, file: File, buf: UserPtr, count: number): number;
-  write?(k: Kernel, file: File, buf: UserPtr, count: number): number;
+  /** `pos`: the offset pread/pwrite pass (loff_t *ppos); undefined for read/write */
+  read?(k: Kernel, file: File, buf: UserPtr, count: number, pos?: number): number;
+  write?(k: Kernel, file: File, buf: UserPtr, count: number, pos?: number): number;
   /** returns the EPOLL* mask ready now */
   poll?(k: Kernel, file: File): number;
   release?(k: Kernel, file: File): void;

@@ -1,5 +1,6 @@
 import { P, kfn, type KFn } from '../../sim/index.ts';
 import { EBADF, EINVAL, ENOENT, ENOMEM, ENOTTY, errname } from './errno.ts';
+import { EFD_FLAGS_SET, eventfd_file } from './eventfd.ts';
 import { File, fput, get_file } from './files.ts';
 import { hexCmd } from './ioctl.ts';
 import type { Kernel } from './kernel.ts';
@@ -31,6 +32,9 @@ const FN_CLOSE = sys('__x64_sys_close', 'long sys_close(unsigned int fd)', 'fs/o
 const FN_FPUT = kfn({ name: '__fput', layer: 'vfs', sig: 'static void __fput(struct file *file)', prov: merged('fs/file_table.c') });
 const FN_READ = sys('__x64_sys_read', 'long sys_read(unsigned int fd, char __user *buf, size_t count)', 'fs/read_write.c');
 const FN_WRITE = sys('__x64_sys_write', 'long sys_write(unsigned int fd, const char __user *buf, size_t count)', 'fs/read_write.c');
+const FN_PREAD = sys('__x64_sys_pread64', 'long sys_pread64(unsigned int fd, char __user *buf, size_t count, loff_t pos)', 'fs/read_write.c');
+const FN_PWRITE = sys('__x64_sys_pwrite64', 'long sys_pwrite64(unsigned int fd, const char __user *buf, size_t count, loff_t pos)', 'fs/read_write.c');
+const FN_EVENTFD = sys('__x64_sys_eventfd2', 'long sys_eventfd2(unsigned int count, int flags)', 'fs/eventfd.c');
 const FN_POLL = sys('__x64_sys_ppoll', 'long sys_ppoll(struct pollfd __user *ufds, unsigned int nfds, …)', 'fs/select.c');
 const FN_SENDMSG = sys('__x64_sys_sendmsg', 'long sys_sendmsg(int fd, struct user_msghdr __user *msg, unsigned int flags)', 'net/socket.c');
 
@@ -140,6 +144,36 @@ export class Syscalls {
       const file = task.process.files.get(fd);
       if (!file) return -EBADF;
       return file.f_op.write ? file.f_op.write(this.k, file, buf, count) : -EINVAL;
+    });
+  }
+
+  /** pread(2): a read at `pos` (vfio device regions live at fixed offsets of the device fd). */
+  pread(task: Task, fd: number, buf: UserPtr, count: number, pos: number): number {
+    return this.enter(task, FN_PREAD, () => {
+      const file = task.process.files.get(fd);
+      if (!file) return -EBADF;
+      if (pos < 0) return -EINVAL;
+      return file.f_op.read ? file.f_op.read(this.k, file, buf, count, pos) : -EINVAL;
+    });
+  }
+
+  /** pwrite(2): a write at `pos`. */
+  pwrite(task: Task, fd: number, buf: UserPtr, count: number, pos: number): number {
+    return this.enter(task, FN_PWRITE, () => {
+      const file = task.process.files.get(fd);
+      if (!file) return -EBADF;
+      if (pos < 0) return -EINVAL;
+      return file.f_op.write ? file.f_op.write(this.k, file, buf, count, pos) : -EINVAL;
+    });
+  }
+
+  /** eventfd2(2): a new eventfd (fs/eventfd.c) with counter `initval`; returns its fd. */
+  eventfd(task: Task, initval = 0, flags = 0): number {
+    return this.enter(task, FN_EVENTFD, () => {
+      if (flags & ~EFD_FLAGS_SET) return -EINVAL;
+      const file = eventfd_file(this.k, initval);
+      if (typeof file === 'number') return file;
+      return this.installFile(task, file);
     });
   }
 

@@ -24,6 +24,7 @@ import type { IntelPrq } from '../iommu/intel/prq.ts';
 import { ioasid_user_init } from '../iommu/ioasid.ts';
 import type { IommuGroup } from '../iommu/types.ts';
 import { vfio_iommu_type1_init } from './vfio_iommu_type1.ts';
+import { VFIO_PCI_IOCTL_NAMES, vfio_pci_device_alloc, vfio_pci_init, vfio_pci_ioctl, vfio_pci_open, vfio_pci_release, vfio_pci_rw, type VfioPciDevice } from './vfio_pci.ts';
 
 /**
  * The VFIO core (drivers/vfio/vfio.c @ v5.12): the container (/dev/vfio/vfio), group fds
@@ -55,6 +56,8 @@ const FN = {
   get_device_fd: fn('vfio_group_get_device_fd', 'static int vfio_group_get_device_fd(struct vfio_group *group, char *buf)'),
   strndup_user: kfn({ name: 'strndup_user', layer: 'vfio', sig: 'char *strndup_user(const char __user *s, long n)', prov: { kind: 'merged', source: 'mm/util.c @ v5.12' } }),
   device_release: fn('vfio_device_fops_release', 'static int vfio_device_fops_release(struct inode *inode, struct file *filep)'),
+  device_read: fn('vfio_device_fops_read', 'static ssize_t vfio_device_fops_read(struct file *filep, char __user *buf, size_t count, loff_t *ppos)'),
+  device_write: fn('vfio_device_fops_write', 'static ssize_t vfio_device_fops_write(struct file *filep, const char __user *buf, size_t count, loff_t *ppos)'),
   device_ioctl: fn('vfio_device_fops_unl_ioctl', 'static long vfio_device_fops_unl_ioctl(struct file *filep, unsigned int cmd, unsigned long arg)', { entry: 'ioctl', uapi: ARG }),
   container_release: fn('vfio_container_release', 'static void vfio_container_release(struct kref *kref)'),
   add_group_dev: fn('vfio_add_group_dev', 'int vfio_add_group_dev(struct device *dev, const struct vfio_device_ops *ops, void *device_data)'),
@@ -128,6 +131,8 @@ export interface VfioDevice {
   readonly dev: Device;
   readonly group: VfioGroup;
   refcnt: number;
+  /** the bus driver's device_data (struct vfio_pci_device) */
+  readonly vdev: VfioPciDevice;
 }
 
 /** struct vfio_group: one per IOMMU group that has a VFIO-bound device */
@@ -391,16 +396,20 @@ function strndup_user(k: Kernel, s: number, n: number): { name: string; alloc: K
   });
 }
 
+/** The device fd: vfio_device_fops hand everything to the bus driver (vfio-pci). */
 function deviceFops(): FileOperations {
   return {
     type: 'vfio-device',
-    unlocked_ioctl: (k, _file, _cmd, _arg) => k.sim.call(FN.device_ioctl, () => -ENOTTY),
+    unlocked_ioctl: (k, file, cmd, arg) => k.sim.call(FN.device_ioctl, () => vfio_pci_ioctl((file.private_data as VfioDevice).vdev, cmd, arg)),
+    read: (k, file, buf, count, pos) => k.sim.call(FN.device_read, () => vfio_pci_rw((file.private_data as VfioDevice).vdev, buf, count, pos ?? 0, false)),
+    write: (k, file, buf, count, pos) => k.sim.call(FN.device_write, () => vfio_pci_rw((file.private_data as VfioDevice).vdev, buf, count, pos ?? 0, true)),
     release: (k, file) =>
       k.sim.call(FN.device_release, () => {
         const d = file.private_data as VfioDevice;
-        d.refcnt--;
+        if (--d.refcnt === 0) vfio_pci_release(d.vdev);
         vfio_group_try_dissolve_container(k, d.group);
       }),
+    ioctlName: (cmd) => VFIO_PCI_IOCTL_NAMES.get(cmd >>> 0),
   };
 }
 
@@ -411,6 +420,14 @@ function vfio_group_get_device_fd(k: Kernel, g: VfioGroup, name: string): number
     if (!device) return -ENODEV;
     const alloc = kzalloc(k, 'struct file');
     if (!alloc) return -ENOMEM;
+    // device->ops->open: vfio-pci's first open enables the device (and its nested fault regions)
+    if (device.refcnt === 0) {
+      const ret = vfio_pci_open(device.vdev);
+      if (ret) {
+        kfree(k, alloc);
+        return ret;
+      }
+    }
     device.refcnt++;
     const file = new File(deviceFops(), '[vfio-device]', alloc);
     file.private_data = device;
@@ -480,7 +497,7 @@ export function vfio_pci_probe(k: Kernel, dev: Device): VfioGroup {
       m.groups.set(ig.id, g);
       k.devfs.register(`/dev/vfio/${ig.id}`, groupFops, g);
     }
-    if (!g.device_list.some((d) => d.dev === dev)) g.device_list.push({ dev, group: g, refcnt: 0 });
+    if (!g.device_list.some((d) => d.dev === dev)) g.device_list.push({ dev, group: g, refcnt: 0, vdev: vfio_pci_device_alloc(k, dev) });
     return g;
   });
 }
@@ -513,6 +530,7 @@ export function tunnel_init(p: TunnelPlatform, devices: readonly Device[] = p.de
   vfio_iommu_type1_init(p.k, p.core);
   ioasid_user_init(p.k);
   intel_svm_v8_init(p.iommu, p.core, p.prq);
+  vfio_pci_init(p.k, p.core, p.prq.iopf);
   for (const dev of devices) vfio_pci_probe(p.k, dev);
   return m;
 }

@@ -432,13 +432,13 @@ function vfio_iommu_type1_unmap_dma(iommu: VfioIommu, arg: number): number {
 // ---- GET_INFO and its capability chain ---------------------------------------------------------
 
 /** struct vfio_info_cap: a krealloc'd buffer of chained capabilities */
-interface VfioInfoCap {
+export interface VfioInfoCap {
   buf: Uint8Array;
   alloc: KAlloc | null;
 }
 
 /** vfio_info_cap_add + vfio_info_add_capability (drivers/vfio/vfio.c @ v5.12): no alignment padding. */
-function vfio_info_add_capability(k: Kernel, caps: VfioInfoCap, cap: Uint8Array): number {
+export function vfio_info_add_capability(k: Kernel, caps: VfioInfoCap, cap: Uint8Array): number {
   const alloc = kzalloc(k, 'vfio_info_cap buf'); // krealloc
   if (!alloc) {
     kfree(k, caps.alloc);
@@ -463,7 +463,7 @@ function vfio_info_add_capability(k: Kernel, caps: VfioInfoCap, cap: Uint8Array)
 }
 
 /** vfio_info_cap_shift: chain offsets become relative to the start of the info struct */
-function vfio_info_cap_shift(caps: VfioInfoCap, offset: number): void {
+export function vfio_info_cap_shift(caps: VfioInfoCap, offset: number): void {
   const v = new DataView(caps.buf.buffer);
   for (let tmp = 0; ; ) {
     const next = v.getUint32(tmp + 4, true);

@@ -66,7 +66,7 @@ export function groupOf(path: string): Group | null {
     case 'iommufd':
       return 'iommufd';
     case 'vfio':
-      if (/^models\/vfio\/(vfio|vfio_iommu_type1)\.ts$/.test(p)) return 'tunnel';
+      if (/^models\/vfio\/(vfio|vfio_iommu_type1|vfio_pci|vfio_pci_dma_fault)\.ts$/.test(p)) return 'tunnel';
       if (/^models\/vfio\/(device_cdev|iommufd)\.ts$/.test(p)) return 'iommufd';
       return null;
     case 'vhost':

@@ -10,6 +10,8 @@ import {
   IOMMU_CACHE_INV_TYPE_DEV_IOTLB,
   IOMMU_CACHE_INV_TYPE_IOTLB,
   IOMMU_CACHE_INV_TYPE_NR,
+  IOMMU_FAULT_PAGE_REQ,
+  IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID,
   IOMMU_INV_ADDR_FLAGS_LEAF,
   IOMMU_INV_ADDR_FLAGS_PASID,
   IOMMU_INV_GRANU_ADDR,
@@ -25,6 +27,7 @@ import {
   IOMMU_SVA_VTD_GPASID_SRE,
   IOMMU_SVA_VTD_GPASID_WPE,
   encode,
+  iommu_fault,
   iommu_gpasid_bind_data,
   iommu_nesting_info,
   offsetOfEnd,
@@ -33,8 +36,8 @@ import {
 } from '../../kernel/uapi/index.ts';
 import type { IommuCore } from '../iommu.ts';
 import { ioasid_attach_data, ioasid_find, ioasid_get, ioasid_put, ioasid_register_notifier, IOASID_NOTIFY_FREE } from '../ioasid.ts';
-import { iommu_uapi_register } from '../iommu_uapi.ts';
-import type { IommuDomain } from '../types.ts';
+import { iommu_report_device_fault_v512, iommu_uapi_register } from '../iommu_uapi.ts';
+import { IOMMU_FAULT_PAGE_REQUEST_PASID_VALID, type IommuDomain, type IopfGroup } from '../types.ts';
 import { cache_tag_assign_domain, cache_tag_unassign_domain } from './cache.ts';
 import { qi_submit_sync } from './dmar.ts';
 import { domain_attach_iommu, domain_detach_iommu, domain_id_iommu, info_of, type DeviceDomainInfo, type DmarDomain, type IntelIommu } from './iommu.ts';
@@ -83,6 +86,7 @@ const FN = {
     PASID_C,
     { param: 'pasid_data', ctype: 'struct iommu_gpasid_bind_data_vtd *' },
   ),
+  prq_report: fn('intel_svm_prq_report', 'static int intel_svm_prq_report(struct device *dev, struct page_req_dsc *desc)', SVM_C),
   free_async: fn('intel_svm_free_async_fn', 'static void intel_svm_free_async_fn(struct work_struct *work)', IOASID_14),
   invalidate: fn('intel_iommu_sva_invalidate', 'static int intel_iommu_sva_invalidate(struct iommu_domain *domain, struct device *dev, struct iommu_cache_invalidate_info *inv_info)', IOMMU_C, {
     param: 'inv_info',
@@ -203,6 +207,53 @@ function nested_domain_release(st: SvmState, info: DeviceDomainInfo, sdev: Intel
   if (i >= 0) s2.s1_domains.splice(i, 1);
   spin_unlock_irqrestore(s2.s1_lock);
   kfree(st.k, d.alloc);
+}
+
+// ---- page requests of guest PASIDs -------------------------------------------------------------
+
+/**
+ * intel_svm_prq_report (v5.12): each page request of a guest-mode PASID becomes a struct
+ * iommu_fault (PAGE_REQ) for the device's registered fault handler (iommu_report_device_fault),
+ * PASID_VALID | NEEDS_PASID when the request carries a PASID. Era artifact: v5.12's
+ * prq_event_thread reported each request as it came; the shared io-pgfault hands over a complete
+ * group, so its requests are reported in order and the last one carries the response. A refusal
+ * makes io-pgfault answer FAILURE (v5.12's bad_req answered INVALID).
+ */
+function intel_svm_prq_report(st: SvmState, g: IopfGroup): number {
+  return st.k.sim.call(FN.prq_report, () => {
+    for (const f of g.faults) {
+      let flags = f.flags;
+      if (f.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) flags |= IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID;
+      const fault = encode(iommu_fault, { type: IOMMU_FAULT_PAGE_REQ, prm: { flags, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: BigInt(f.addr) } });
+      const ret = iommu_report_device_fault_v512(st.k, g.dev, fault, f === g.last ? g : null);
+      if (ret) return ret;
+    }
+    return 0;
+  });
+}
+
+/**
+ * Era bridge: v5.12 routed a page request by PASID (ioasid_find → intel_svm in GUEST_MODE →
+ * intel_svm_prq_report); the shared io-pgfault routes it through the group's attach handle at the
+ * PASID. A bound guest PASID publishes a handle whose nested domain reports to the device's fault
+ * handler, for as long as some device of the group holds the binding.
+ */
+function intel_svm_publish_fault_handle(st: SvmState, dev: Device, pasid: number, nested: DmarDomain): void {
+  const group = st.core.iommu_group_get(dev);
+  if (!group) return;
+  nested.iopf_handler = (g) => intel_svm_prq_report(st, g);
+  const h = group.pasid_array.get(pasid);
+  if (h) h.domain = nested;
+  else group.pasid_array.set(pasid, { domain: nested, owner: 'intel_svm(guest mode)' });
+}
+
+function intel_svm_unpublish_fault_handle(st: SvmState, svm: IntelSvm, dev: Device, nested: DmarDomain): void {
+  const group = st.core.iommu_group_get(dev);
+  const h = group?.pasid_array.get(svm.pasid);
+  if (!group || !h || h.domain !== nested) return;
+  const other = svm.devs.find((d) => d.nested !== nested && group.devices.includes(d.dev));
+  if (other) h.domain = other.nested;
+  else group.pasid_array.delete(svm.pasid);
 }
 
 function pasid_to_svm_sdev(st: SvmState, dev: Device, pasid: number): { err: number; svm: IntelSvm | null; sdev: IntelSvmDev | null } {
@@ -329,6 +380,7 @@ function intel_svm_bind_gpasid(st: SvmState, domain: IommuDomain, dev: Device, d
       }
       svm.flags |= SVM_FLAG_GUEST_MODE;
       svm.devs.push({ dev, nested, alloc: sdevAlloc });
+      intel_svm_publish_fault_handle(st, dev, hpasid, nested);
     } while (false);
     // out: a new svm that got no device is undone. V4 14/18 did not add an ioasid_put here: the
     // reference taken above leaks, and the PASID can never be reclaimed (see the fail-nth test).
@@ -354,6 +406,7 @@ function intel_svm_unbind_gpasid(st: SvmState, _domain: IommuDomain, dev: Device
     const { err, svm, sdev } = pasid_to_svm_sdev(st, dev, pasid);
     if (!err && svm && sdev) {
       // users counts only with aux domains: a PCI device's binding goes at once
+      intel_svm_unpublish_fault_handle(st, svm, dev, sdev.nested);
       svm.devs.splice(svm.devs.indexOf(sdev), 1);
       const info = info_of(st.core, dev)!;
       intel_pasid_tear_down_entry(iommu, info, svm.pasid, false, (p) => st.prq.intel_iommu_drain_pasid_prq(dev, p));
@@ -378,6 +431,7 @@ function intel_svm_free_async_fn(st: SvmState, svm: IntelSvm): void {
   const { k, iommu } = st;
   k.sim.call(FN.free_async, () => {
     mutex_lock(st.pasid_mutex);
+    for (const sdev of svm.devs) st.core.iommu_group_get(sdev.dev)?.pasid_array.delete(svm.pasid);
     for (const sdev of svm.devs.splice(0)) {
       const info = info_of(st.core, sdev.dev)!;
       intel_pasid_tear_down_entry(iommu, info, svm.pasid, true, () => {});

@@ -6,24 +6,28 @@ import type { Design, StructDecl } from './types.ts';
 import { IOMMU_UAPI_STRUCTS } from './structs/iommu-uapi.ts';
 import { VFIO_TYPE1_STRUCTS } from './structs/vfio-type1.ts';
 import { TUNNEL_V8_STRUCTS } from './structs/tunnel-v8.ts';
+import { VFIO_NESTED_V13_STRUCTS } from './structs/vfio-nested-v13.ts';
 import { IOASID_STRUCTS } from './structs/ioasid.ts';
 import { IOMMUFD_IOAS_STRUCTS } from './structs/iommufd-ioas.ts';
 import { IOMMUFD_HWPT_STRUCTS } from './structs/iommufd-hwpt.ts';
 import { IOMMUFD_FAULT_STRUCTS } from './structs/iommufd-fault.ts';
 import { VFIO_CDEV_STRUCTS } from './structs/vfio-cdev.ts';
 import { VHOST_STRUCTS } from './structs/vhost.ts';
+import { VHOST_IOMMUFD_RFC_STRUCTS } from './structs/vhost-iommufd-rfc.ts';
 import { layoutOf } from './layout.ts';
 
 const ALL: readonly StructDecl[] = Object.freeze([
   ...IOMMU_UAPI_STRUCTS,
   ...VFIO_TYPE1_STRUCTS,
   ...TUNNEL_V8_STRUCTS,
+  ...VFIO_NESTED_V13_STRUCTS,
   ...IOASID_STRUCTS,
   ...IOMMUFD_IOAS_STRUCTS,
   ...IOMMUFD_HWPT_STRUCTS,
   ...IOMMUFD_FAULT_STRUCTS,
   ...VFIO_CDEV_STRUCTS,
   ...VHOST_STRUCTS,
+  ...VHOST_IOMMUFD_RFC_STRUCTS,
 ]);
 
 const BY_NAME: ReadonlyMap<string, StructDecl> = (() => {

@@ -65,6 +65,10 @@ describe('FIXTURE(iommufd)', () => {
       // TEST_LENGTH(iommu_hw_info, IOMMU_GET_HW_INFO, __reserved)
       ['IOMMU_HWPT_ALLOC', '__reserved'],
       ['IOMMU_GET_HW_INFO', '__reserved'],
+      // part 2: TEST_LENGTH(iommu_hwpt_invalidate, IOMMU_HWPT_INVALIDATE, __reserved) and
+      // TEST_LENGTH(iommu_fault_alloc, IOMMU_FAULT_QUEUE_ALLOC, out_fault_fd)
+      ['IOMMU_HWPT_INVALIDATE', '__reserved'],
+      ['IOMMU_FAULT_QUEUE_ALLOC', 'out_fault_fd'],
     ];
     expect(iommufd_ioctl_ops.map((op) => op.name).sort()).toEqual(selftestRows.map((r) => r[0]).sort());
     for (const op of iommufd_ioctl_ops) {
@@ -86,6 +90,8 @@ describe('FIXTURE(iommufd)', () => {
       const exact = run(op.size, 0xff);
       expect(run(op.size + 1, 0), op.name).toEqual(exact);
     }
+    // FAULT_QUEUE_ALLOC succeeded twice: its fds hold the ictx until closed
+    for (const fd of h.task.process.files.openFds()) if (fd !== h.fd) expect(h.sys.close(h.task, fd)).toBe(0);
     h.teardown();
   });
 

@@ -42,12 +42,12 @@ export const DATA_GPA = 0x10_0000;
  * pins those pages and maps IOVA = GPA onto their frames. The guest's first-stage table is built
  * inside that RAM, through the VMM's mapping (GPA → VMM frame), as a guest kernel would write it.
  */
-export function tunnelRig(opts: HostOptions & { devices?: number; groups?: number; ats?: boolean; ramSize?: number } = {}) {
+export function tunnelRig(opts: HostOptions & { devices?: number; groups?: number; ats?: boolean; pri?: boolean; ramSize?: number } = {}) {
   const m = new HostMachine({ frames: 1 << 16, ...opts });
   const task = m.k.createProcess('qemu');
   const n = opts.devices ?? 1;
   const groups = opts.groups ?? 1;
-  const devs = Array.from({ length: n }, (_, i) => m.addPciDevice(`dsa${i}`, 0x0300 + i * 8, { pasidBits: 20, ats: opts.ats ?? false }, groups === 1 ? 3 : 3 + i));
+  const devs = Array.from({ length: n }, (_, i) => m.addPciDevice(`dsa${i}`, 0x0300 + i * 8, { pasidBits: 20, ats: opts.ats ?? opts.pri ?? false, pri: opts.pri ?? false }, groups === 1 ? 3 : 3 + i));
   tunnel_init(m);
   const ramSize = opts.ramSize ?? 4 << 20;
   const ram = task.mm.mmap(ramSize, 'qemu:guest-ram');

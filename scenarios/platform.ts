@@ -2,7 +2,7 @@ import type { Task } from '../models/kernel/process.ts';
 import type { HostDevice, HostMachine } from '../models/machine/host.ts';
 import type { BackendFactory, DeviceSpec as VmmDeviceSpec } from '../models/vmm/backend.ts';
 import type { StackName } from './results.ts';
-import type { DeviceSpec } from './types.ts';
+import type { DeviceSpec, LoadedScenario } from './types.ts';
 
 /** A scenario device as booted on the host. */
 export interface BootedDevice {
@@ -19,8 +19,8 @@ export interface BootedDevice {
  */
 export interface StackPlatform {
   readonly name: StackName;
-  /** module init on the booted host, before any process runs */
-  init(m: HostMachine, devices: readonly BootedDevice[]): void;
+  /** module init on the booted host, before any process runs; `scenario` tells what the VMM will ask */
+  init(m: HostMachine, devices: readonly BootedDevice[], scenario: LoadedScenario): void;
   /** the device as the VMM is told about it (paths of its char devices) */
   spec(m: HostMachine, device: BootedDevice): VmmDeviceSpec;
   readonly backend: BackendFactory;

@@ -114,4 +114,9 @@ export interface RunResult {
   stacks: Partial<Record<StackName, StackResult>>;
   /** present when both stacks ran: the hardware oracle */
   digestsEqual?: boolean;
+  /**
+   * present when both stacks ran: the scenario states a per-stack difference (with its reason), so
+   * the final hardware state may differ; an unstated difference fails the run
+   */
+  digestDifferenceStated?: boolean;
 }

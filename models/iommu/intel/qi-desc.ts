@@ -102,7 +102,8 @@ export function qiDevIotlb(sid: number, pfsid: number, qdep: number, addr: numbe
   d[0] = QI_DIOTLB_TYPE | ((qdep & 0x1f) << 16);
   d[1] = sid & 0xffff;
   pfsidBits(d, pfsid);
-  sizedAddr(d, addr, mask);
+  // QI_DEV_IOTLB_SIZE is bit 0 of qw1 for this type
+  sizedAddr(d, addr, mask, 0);
   return d;
 }
 
@@ -112,12 +113,13 @@ export function qiDevIotlbPasid(sid: number, pfsid: number, pasid: number, qdep:
   d[0] = QI_DEIOTLB_TYPE | ((qdep & 0x1f) << 4) | ((sid & 0xffff) << 16);
   d[1] = pasid & 0xfffff;
   pfsidBits(d, pfsid);
-  sizedAddr(d, addr, mask);
+  // QI_DEV_EIOTLB_SIZE is bit 11 of qw1 for this type
+  sizedAddr(d, addr, mask, 11);
   return d;
 }
 
-/** addr |= (1 << (12 + mask − 1)) − 1 and S = 1 (bit 11 of qw1) for mask > 0 */
-function sizedAddr(d: QiDesc, addr: number, mask: number): void {
+/** addr |= (1 << (12 + mask − 1)) − 1 and S = 1 (at `sBit` of qw1) for mask > 0 */
+function sizedAddr(d: QiDesc, addr: number, mask: number, sBit: number): void {
   if (mask === 0) {
     setAddr(d, 1, addr);
     return;
@@ -131,7 +133,7 @@ function sizedAddr(d: QiDesc, addr: number, mask: number): void {
   } else {
     lo = (lo | (2 ** bits - 1)) >>> 0;
   }
-  d[2] = (lo & ~0xfff) | (1 << 11);
+  d[2] = (lo & ~0xfff) | (1 << sBit);
   d[3] = hi | 0;
 }
 

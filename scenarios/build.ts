@@ -34,11 +34,21 @@ export function buildScenario(raw: RawScenario, lines: YamlLines, file: string):
     return d;
   };
 
-  const checkPasid = (path: Path, d: DeviceSpec | undefined, pasid: number): void => {
+  const noViommu = raw.vm.viommu === false;
+  const viommuBits = raw.vm['pasid-bits'] ?? MAX_PASID_BITS;
+  /** `bindBeyond`: undefined for ops other than bind; for a bind, whether it may pass the width */
+  const checkPasid = (path: Path, d: DeviceSpec | undefined, pasid: number, bindBeyond?: boolean): void => {
+    if (noViommu) {
+      report([...path, 'pasid'], 'the VM has no vIOMMU (viommu: false): the guest has no PASID table, so nothing binds and a DMA names gpa');
+      return;
+    }
     if (!d) return;
+    const hint = bindBeyond === false ? '; a misbehaving guest’s bind beyond it must expect an errno on both stacks' : '';
     if (d.pasidBits === 0) report([...path, 'pasid'], `${d.name} has no PASID capability (pasid: false)`);
-    else if (pasid >= 2 ** d.pasidBits) {
-      report([...path, 'pasid'], `PASID ${pasid} is beyond ${d.name}'s ${d.pasidBits}-bit PASID width (max ${2 ** d.pasidBits - 1})`);
+    else if (pasid >= 2 ** d.pasidBits && !bindBeyond) {
+      report([...path, 'pasid'], `PASID ${pasid} is beyond ${d.name}'s ${d.pasidBits}-bit PASID width (max ${2 ** d.pasidBits - 1})${hint}`);
+    } else if (pasid >= 2 ** viommuBits && !bindBeyond) {
+      report([...path, 'pasid'], `PASID ${pasid} is beyond the vIOMMU's ${viommuBits}-bit PASID width (vm pasid-bits; max ${2 ** viommuBits - 1})${hint}`);
     }
   };
 
@@ -51,8 +61,10 @@ export function buildScenario(raw: RawScenario, lines: YamlLines, file: string):
 
   const resolveExpect = (path: Path, s: RawLeafStep, d: DeviceSpec | undefined): Expectation => {
     if (s.expect === undefined) return OK_ON_BOTH;
+    // a probed rebind's outcome is its probe DMA's
+    const as = s.op === 'rebind' && s.probe !== undefined ? 'dma' : s.op;
     const one = (v: unknown, at: Path): Outcome => {
-      const o = parseOutcome(v, s.op);
+      const o = parseOutcome(v, as);
       if ('problem' in o) {
         report(at, o.problem);
         return { kind: 'ok' };
@@ -86,21 +98,46 @@ export function buildScenario(raw: RawScenario, lines: YamlLines, file: string):
         return { op: s.op, process: s.process, va: s.va, pages: s.pages };
       case 'bind': {
         const d = checkDevice(path, s.device);
-        checkPasid(path, d, s.pasid);
+        checkPasid(path, d, s.pasid, expectsErrnoOnBoth(s.expect));
         checkVqGroup(path, d, s['vq-group'], report);
+        if ((s.process === undefined) === (s.root === undefined)) {
+          report(path, 'a bind names either process (whose page table the guest binds) or root (a misbehaving guest’s first-stage root, a guest physical address), not both');
+        } else if (s.root !== undefined && s.root % PAGE_SIZE !== 0) {
+          report([...path, 'root'], `root ${hex(s.root)} is not 4K-aligned (a first-stage table is a page)`);
+        }
         const vq = s['vq-group'];
-        return { op: s.op, device: s.device, pasid: s.pasid, process: s.process, ...(vq === undefined ? {} : { vqGroup: vq }) };
+        return {
+          op: s.op,
+          device: s.device,
+          pasid: s.pasid,
+          ...(s.process === undefined ? {} : { process: s.process }),
+          ...(s.root === undefined ? {} : { root: s.root }),
+          ...(vq === undefined ? {} : { vqGroup: vq }),
+        };
       }
-      case 'rebind':
+      case 'rebind': {
         checkPasid(path, checkDevice(path, s.device), s.pasid);
-        return { op: s.op, device: s.device, pasid: s.pasid, process: s.process };
+        if (s.probe) checkRange([...path, 'probe'], s.probe.va, s.probe.len, false);
+        const probe = s.probe && { va: s.probe.va, len: s.probe.len, write: s.probe.write ?? false };
+        return { op: s.op, device: s.device, pasid: s.pasid, process: s.process, ...(probe ? { probe } : {}) };
+      }
       case 'unbind':
         checkPasid(path, checkDevice(path, s.device), s.pasid);
         return { op: s.op, device: s.device, pasid: s.pasid };
-      case 'dma':
-        checkPasid(path, checkDevice(path, s.device), s.pasid);
+      case 'dma': {
+        const d = checkDevice(path, s.device);
+        if (s.gpa !== undefined) {
+          if (s.pasid !== undefined || s.va !== undefined) report(path, 'a dma names either pasid and va (a PASID request to a process address) or gpa (a request without PASID), not both');
+          return { op: s.op, device: s.device, pasid: null, va: s.gpa, len: s.len, write: s.write ?? false };
+        }
+        if (s.pasid === undefined || s.va === undefined) {
+          report(path, `a dma names pasid and va (a PASID request to a process address), or gpa (a request without PASID); missing ${s.pasid === undefined ? 'pasid' : 'va'}`);
+          return { op: s.op, device: s.device, pasid: null, va: s.va ?? 0, len: s.len, write: s.write ?? false };
+        }
+        checkPasid(path, d, s.pasid);
         checkRange(path, s.va, s.len, false);
         return { op: s.op, device: s.device, pasid: s.pasid, va: s.va, len: s.len, write: s.write ?? false };
+      }
       case 'close': {
         const seen = new Set<string>();
         for (const [i, fd] of (s.order ?? []).entries()) {
@@ -174,6 +211,16 @@ function buildDevices(raw: readonly RawDevice[], lines: YamlLines, report: (p: P
       line,
     };
   });
+}
+
+/** the raw `expect` names an errno on both stacks (a negative test everywhere) */
+function expectsErrnoOnBoth(e: RawLeafStep['expect']): boolean {
+  const errno = (v: unknown): boolean => {
+    const o = parseOutcome(v, 'bind');
+    return 'kind' in o && o.kind === 'errno';
+  };
+  if (e === undefined) return false;
+  return typeof e === 'string' ? errno(e) : errno(e.tunnel) && errno(e.iommufd);
 }
 
 function checkVqGroup(path: Path, d: DeviceSpec | undefined, vq: string | undefined, report: (p: Path, m: string) => void): void {

@@ -55,7 +55,12 @@ export function loadScenarioText(text: string, file: string): LoadResult {
     name: raw.name,
     description: raw.description.trim(),
     file,
-    vm: { memoryBytes: raw.vm.memory, vcpus: raw.vm.vcpus },
+    vm: {
+      memoryBytes: raw.vm.memory,
+      vcpus: raw.vm.vcpus,
+      ...(raw.vm.viommu === false ? { viommu: false as const } : {}),
+      ...(raw.vm['pasid-bits'] === undefined ? {} : { pasidBits: raw.vm['pasid-bits'] }),
+    },
     devices: built.devices,
     tree: built.tree,
     flat,

@@ -1,4 +1,4 @@
-import { DEFAULT_COSTS, pricesAt, type CostTable, type PriceVector, type StepRecording } from '../sim/index.ts';
+import { DEFAULT_COSTS, Rng, pricesAt, type CostTable, type PriceVector, type StepRecording } from '../sim/index.ts';
 import { computeDigest } from '../models/hw/vtd/digest.ts';
 import { errname } from '../models/kernel/errno.ts';
 import type { Task } from '../models/kernel/process.ts';
@@ -6,6 +6,8 @@ import { HostMachine } from '../models/machine/host.ts';
 import type { IntentResult } from '../models/vmm/backend.ts';
 import { createVm, type Vm } from '../models/vmm/vm.ts';
 import type { GuestProcess } from '../models/guest/mm.ts';
+import { NO_PASID } from '../models/hw/pcie/device.ts';
+import { bindRawRoot, unbindRawRoot } from './guest-misbehaviour.ts';
 import { mergeRecording, stepResult, totalsOf } from './collect.ts';
 import { segments } from './expand.ts';
 import { formatIssue } from './issues.ts';
@@ -35,6 +37,27 @@ export interface RunOptions {
   platforms: Partial<Record<StackName, StackPlatform>>;
 }
 
+/**
+ * `vm: { viommu: false }` (flow 1) needs a VM without the vIOMMU front end and backends that
+ * assign with a plain stage 2 (A: VFIO_TYPE1v2_IOMMU; B: attach to the IOAS, its automatic HWPT).
+ * Both backends always prepare a nesting stage 2 (A: VFIO_TYPE1_NESTING_IOMMU; B: a NEST_PARENT
+ * HWPT) and createVm always builds the vIOMMU, so running it would price the wrong set-up.
+ */
+const NO_VIOMMU =
+  'viommu: false is not run yet: the VMM backends always assign with a nesting stage 2 (A: VFIO_TYPE1_NESTING_IOMMU, B: a NEST_PARENT HWPT) and have no option for flow 1’s plain one (A: VFIO_TYPE1v2_IOMMU, B: the IOAS’s automatic HWPT)';
+
+/** the implicit last step of every run: the VMM process exits, closing what is still open */
+const EXIT_STEP: FlatStep = {
+  path: 'exit',
+  line: 0,
+  vcpu: 0,
+  step: { op: 'close', from: 'vmm' },
+  expect: { tunnel: { kind: 'ok' }, iommufd: { kind: 'ok' } },
+};
+
+/** the guest's frame placement is fixed, independent of the run's seed */
+const GUEST_LAYOUT_SEED = 0x9e57;
+
 /** how many times a DMA waiting on page requests lets the guest answer before it gives up */
 const MAX_IOPF_ROUNDS = 16;
 
@@ -52,7 +75,11 @@ export function runScenario(sc: LoadedScenario, opts: RunOptions): RunResult {
   }
   const a = result.stacks.tunnel;
   const b = result.stacks.iommufd;
-  if (a && b && a.hwDigest && b.hwDigest) result.digestsEqual = a.hwDigest === b.hwDigest;
+  if (a && b && a.hwDigest && b.hwDigest) {
+    result.digestsEqual = a.hwDigest === b.hwDigest;
+    // the hardware may end differently only where the scenario states a per-stack difference
+    result.digestDifferenceStated = sc.flat.some((fs) => describe(fs.expect.tunnel) !== describe(fs.expect.iommufd));
+  }
   return result;
 }
 
@@ -82,7 +109,7 @@ function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opt
     const host = m.addPciDevice(d.name, rid, { pasidBits: d.pasidBits, ats: d.ats, pri: d.pri }, groupId);
     return { scenario: d, host, groupId };
   });
-  plat.init(m, booted);
+  plat.init(m, booted, sc);
   const vmm = m.k.createProcess('qemu');
   const vcpus = Array.from({ length: Math.max(1, sc.vm.vcpus) }, (_, i) => m.k.addTask(vmm.process, `vcpu${i}`));
   const vm = createVm({
@@ -100,16 +127,26 @@ function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opt
     })),
     backend: plat.backend,
     options: { invalidation: opts.invalidate },
+    // the guest's own layout (which GPAs hold its tables and data) is part of what a scenario means:
+    // both stacks and every seed see the same guest; the seed moves the host's placement only
+    guest: { rng: new Rng(GUEST_LAYOUT_SEED).fork('guest-frames') },
+    // vm pasid-bits: the width the guest-visible vIOMMU advertises (ECAP.PSS = bits − 1)
+    ...(sc.vm.pasidBits === undefined ? {} : { viommuCaps: { pss: sc.vm.pasidBits - 1 } }),
   });
   const run: StackRun = { m, vm, plat, stack: plat.name, vmm, vcpus, devices: new Map(booted.map((b) => [b.scenario.name, b])), procs: new Map(), opts, other: null };
+  // a process that will close fds it was handed exists from the start (its thread is then counted)
+  if (sc.flat.some((f) => f.step.op === 'close' && f.step.from === 'other')) closeTask(run, 'other');
   const baseline = m.sim.leaks.snapshot();
   const steps: StepResult[] = [];
   let error: string | undefined;
   try {
+    if (sc.vm.viommu === false) throw new Error(NO_VIOMMU);
     for (const seg of segments(sc.flat)) {
       if (seg.kind === 'serial') for (const fs of seg.steps) steps.push(runSerialStep(run, fs));
       else steps.push(...runParallel(run, seg.branches));
     }
+    // the VMM exits at the end: whatever fds a scenario left open are closed, as exit_files does
+    if (vm.backend.openFds().length) steps.push(runSerialStep(run, EXIT_STEP));
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
   }
@@ -140,7 +177,8 @@ function leakDiff(before: Record<string, number>, after: Record<string, number>)
  */
 function runSerialStep(run: StackRun, fs: FlatStep): StepResult {
   const { m } = run;
-  const threads = m.sim.sched.threads;
+  // the threads that exist when the step starts (a process created during it has no step open)
+  const threads = [...m.sim.sched.threads];
   const main = run.vcpus[0]!.thread;
   for (const t of threads) m.sim.beginStep(t, fs.path, fs.step.op);
   let outcome: { outcome: string; error?: string } = { outcome: 'ok' };
@@ -241,11 +279,18 @@ function execute(run: StackRun, st: LeafStep): { outcome: string; error?: string
     case 'guest-unmap':
       return fromGuest(run, proc(run, st.process).unmap(st.va, st.pages), before);
     case 'bind':
-      return fromGuest(run, vm.guest.bind(st.device, st.pasid, proc(run, st.process)), before);
-    case 'rebind':
-      return fromGuest(run, vm.guest.rebind(st.device, st.pasid, proc(run, st.process)), before);
+      // `root`: a misbehaving guest writes the entry itself, with no process behind it
+      if (st.root !== undefined) return fromGuest(run, bindRawRoot(vm.guest, st.device, st.pasid, st.root), before);
+      return fromGuest(run, vm.guest.bind(st.device, st.pasid, proc(run, st.process!)), before);
+    case 'rebind': {
+      if (!st.probe) return fromGuest(run, vm.guest.rebind(st.device, st.pasid, proc(run, st.process)), before);
+      const { va, len, write } = st.probe;
+      return withProbe(run, { op: 'dma', device: st.device, pasid: st.pasid, va, len, write }, () =>
+        fromGuest(run, vm.guest.rebind(st.device, st.pasid, proc(run, st.process)), before),
+      );
+    }
     case 'unbind':
-      return fromGuest(run, vm.guest.unbind(st.device, st.pasid), before);
+      return fromGuest(run, unbindRawRoot(vm.guest, st.device, st.pasid) ?? vm.guest.unbind(st.device, st.pasid), before);
     case 'dma':
       return dma(run, st);
     case 'close': {
@@ -255,12 +300,46 @@ function execute(run: StackRun, st: LeafStep): { outcome: string; error?: string
   }
 }
 
+/**
+ * `rebind … probe`: the device keeps issuing the probe DMA while the VMM propagates the guest's
+ * change; it runs after each ioctl the VMM task issues inside `body` (A: unbind, then bind; B:
+ * HWPT_ALLOC, the replacing attach, the old HWPT's destroy), and once after if none was issued.
+ * The outcome is the body's when it fails, else the first probe that did not end ok.
+ */
+function withProbe(run: StackRun, probe: Extract<LeafStep, { op: 'dma' }>, body: () => { outcome: string; error?: string }): { outcome: string; error?: string } {
+  const sys = run.m.sys;
+  const ioctl = sys.ioctl;
+  let probes = 0;
+  let worst: { outcome: string; error?: string } = { outcome: 'ok' };
+  const once = (): void => {
+    probes++;
+    const r = dma(run, probe);
+    if (worst.outcome === 'ok' && r.outcome !== 'ok') worst = { outcome: r.outcome, error: `probe DMA ${probes}: ${r.error ?? r.outcome}` };
+  };
+  sys.ioctl = (task, fd, cmd, arg) => {
+    const rc = ioctl.call(sys, task, fd, cmd, arg);
+    if (task === run.vmm) once();
+    return rc;
+  };
+  let r: { outcome: string; error?: string };
+  try {
+    r = body();
+  } finally {
+    sys.ioctl = ioctl;
+  }
+  if (r.outcome !== 'ok') return r;
+  if (probes === 0) once();
+  return worst;
+}
+
 /** A device DMA; page requests are carried to the guest until the transfer ends. */
 function dma(run: StackRun, st: Extract<LeafStep, { op: 'dma' }>): { outcome: string; error?: string } {
   const dev = run.devices.get(st.device)!.host.pci;
   const data = new Uint8Array(st.len);
   for (let i = 0; i < st.len; i++) data[i] = (i * 131 + st.va) & 0xff;
-  const req = st.write ? dev.dmaWrite(st.pasid, st.va, data) : dev.dmaRead(st.pasid, st.va, st.len);
+  // no PASID (`gpa`): a request with the RID alone, translated by the stage 2 the VMM attached it to
+  const pasid = st.pasid ?? NO_PASID;
+  const req = st.write ? dev.dmaWrite(pasid, st.va, data) : dev.dmaRead(pasid, st.va, st.len);
   for (let round = 0; req.status === 'pending' && round < MAX_IOPF_ROUNDS; round++) {
     run.vm.frontend.injectFaults();
     run.m.sim.sched.run();

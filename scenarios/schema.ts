@@ -77,6 +77,9 @@ const expectation = z.union([z.string(), perStackExpect], {
 
 const optionalExpect = { expect: expectation.optional() };
 
+/** `rebind … probe`: a DMA the device keeps issuing while the VMM propagates the change */
+export const probe = z.strictObject({ va: address, len: size(1), write: z.boolean().optional() });
+
 export const leafStepSchemas = [
   z.strictObject({ op: z.literal('assign'), device: deviceName, ...optionalExpect }),
   z.strictObject({
@@ -89,14 +92,25 @@ export const leafStepSchemas = [
     ...optionalExpect,
   }),
   z.strictObject({ op: z.literal('guest-unmap'), process: processName, va: address, pages: integer(1), ...optionalExpect }),
-  z.strictObject({ op: z.literal('bind'), device: deviceName, pasid, process: processName, 'vq-group': z.string().optional(), ...optionalExpect }),
-  z.strictObject({ op: z.literal('rebind'), device: deviceName, pasid, process: processName, ...optionalExpect }),
+  z.strictObject({
+    op: z.literal('bind'),
+    device: deviceName,
+    pasid,
+    // exactly one of process and root (build.ts checks): root is a misbehaving guest's first-stage root
+    process: processName.optional(),
+    root: address.optional(),
+    'vq-group': z.string().optional(),
+    ...optionalExpect,
+  }),
+  z.strictObject({ op: z.literal('rebind'), device: deviceName, pasid, process: processName, probe: probe.optional(), ...optionalExpect }),
   z.strictObject({ op: z.literal('unbind'), device: deviceName, pasid, ...optionalExpect }),
   z.strictObject({
     op: z.literal('dma'),
     device: deviceName,
-    pasid,
-    va: address,
+    // either pasid and va (a process address), or gpa (a request without PASID): build.ts checks
+    pasid: pasid.optional(),
+    va: address.optional(),
+    gpa: address.optional(),
     len: size(1),
     write: z.boolean().optional(),
     expect: expectation,
@@ -157,7 +171,17 @@ export const deviceSchema = z.strictObject({
   'vq-groups': z.array(vqGroup).min(1, { error: 'vq-groups lists at least one group' }).optional(),
 });
 
-export const vmSchema = z.strictObject({ memory: size(16 * 2 ** 20), vcpus: integer(1, 256) });
+/** the smallest guest RAM a VM may have (the scale scenario runs hundreds of devices on a few MiB) */
+export const MIN_VM_MEMORY = 4 * 2 ** 20;
+
+export const vmSchema = z.strictObject({
+  memory: size(MIN_VM_MEMORY),
+  vcpus: integer(1, 256),
+  /** false: no vIOMMU at all (flow 1) */
+  viommu: z.boolean().optional(),
+  /** the PASID width the vIOMMU advertises (ECAP.PSS + 1; QEMU/libvirt pasid_bits); default 20 */
+  'pasid-bits': integer(1, MAX_PASID_BITS).optional(),
+});
 
 export const scenarioFileSchema = z.strictObject({
   name: scenarioName,
@@ -176,6 +200,7 @@ export const KEYS = {
   vm: Object.keys(vmSchema.shape),
   device: Object.keys(deviceSchema.shape),
   'vq-group': Object.keys(vqGroup.shape),
+  probe: Object.keys(probe.shape),
   expect: Object.keys(perStackExpect.shape),
   outcome: ['leak'],
   ...Object.fromEntries(stepSchemas.map((s) => [s.shape.op.value, Object.keys(s.shape)])),

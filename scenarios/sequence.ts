@@ -14,7 +14,8 @@ import { hex, PAGE_SIZE } from './units.ts';
 type Origin = string;
 
 interface Binding {
-  readonly process: string;
+  /** absent for a misbehaving guest's bind to a raw root */
+  readonly process?: string;
   readonly origin: Origin;
   readonly vqGroup?: string;
 }
@@ -75,7 +76,7 @@ function check(st: SequenceState, s: LeafStep): Finding[] {
           }
         }
       }
-      return nothingMapped(s.process);
+      return s.process === undefined ? [] : nothingMapped(s.process);
     }
     case 'rebind':
       if (!st.bound.has(key(s.device, s.pasid))) return error(`rebind of PASID ${s.pasid} on ${s.device}, which is not bound`);
@@ -128,7 +129,11 @@ function apply(st: SequenceState, s: LeafStep, origin: Origin): void {
       st.mapped.get(s.process)?.remove(...pagesOf(s.va, s.pages));
       return;
     case 'bind':
-      st.bound.set(key(s.device, s.pasid), { process: s.process, origin, ...(s.vqGroup === undefined ? {} : { vqGroup: s.vqGroup }) });
+      st.bound.set(key(s.device, s.pasid), {
+        origin,
+        ...(s.process === undefined ? {} : { process: s.process }),
+        ...(s.vqGroup === undefined ? {} : { vqGroup: s.vqGroup }),
+      });
       return;
     case 'rebind': {
       const b = st.bound.get(key(s.device, s.pasid));

@@ -33,6 +33,20 @@ export interface DeviceSpec {
 export interface VmSpec {
   readonly memoryBytes: number;
   readonly vcpus: number;
+  /**
+   * present (false) only for a VM without a vIOMMU (`viommu: false`): flow 1's shadow-free
+   * assignment, where the devices DMA to guest physical addresses and nothing is bound
+   */
+  readonly viommu?: false;
+  /** present only when the file sets it: the PASID width the vIOMMU advertises (ECAP.PSS + 1) */
+  readonly pasidBits?: number;
+}
+
+/** `rebind … probe`: a DMA the device issues while the VMM propagates the change (see the runner). */
+export interface Probe {
+  readonly va: number;
+  readonly len: number;
+  readonly write: boolean;
 }
 
 /** The closing task of a `close` step: whose `current` the kernel sees when the fds are released. */
@@ -51,13 +65,33 @@ export type LeafStep =
       readonly onDemand: boolean;
     }
   | { readonly op: 'guest-unmap'; readonly process: string; readonly va: number; readonly pages: number }
-  | { readonly op: 'bind'; readonly device: string; readonly pasid: number; readonly process: string; readonly vqGroup?: string }
-  | { readonly op: 'rebind'; readonly device: string; readonly pasid: number; readonly process: string }
+  | {
+      readonly op: 'bind';
+      readonly device: string;
+      readonly pasid: number;
+      /** the process whose page table the guest binds; absent when `root` is given */
+      readonly process?: string;
+      /**
+       * a misbehaving guest: the PASID entry's first-stage root is this guest physical address,
+       * with no process behind it (the guest driver writes the entry itself)
+       */
+      readonly root?: number;
+      readonly vqGroup?: string;
+    }
+  | {
+      readonly op: 'rebind';
+      readonly device: string;
+      readonly pasid: number;
+      readonly process: string;
+      /** a DMA issued after each syscall the VMM makes to propagate the change; the step's outcome is the worst one */
+      readonly probe?: Probe;
+    }
   | { readonly op: 'unbind'; readonly device: string; readonly pasid: number }
   | {
       readonly op: 'dma';
       readonly device: string;
-      readonly pasid: number;
+      /** null: a request without PASID (`gpa` in the file); `va` is then a guest physical address */
+      readonly pasid: number | null;
       readonly va: number;
       readonly len: number;
       readonly write: boolean;

@@ -49,6 +49,7 @@ function keysAt(data: unknown, path: Path): readonly string[] {
   if (path.length === 2 && path[0] === 'devices') return KEYS.device!;
   if (path.length === 4 && path[0] === 'devices') return KEYS['vq-group']!;
   if (last === 'expect') return KEYS.expect!;
+  if (last === 'probe') return KEYS.probe!;
   if (beforeLast === 'expect') return KEYS.outcome!;
   const op = valueAt(data, path);
   return (isMapping(op) && typeof op.op === 'string' && KEYS[op.op]) || [];

@@ -15,7 +15,7 @@ const EXPECTED: Record<string, string[]> = {
   ],
   'missing-field.yaml': ["bad/missing-field.yaml:10 steps.4.len – missing key 'len'"],
   'unknown-key.yaml': [
-    "bad/unknown-key.yaml:15 steps.4.lenght – unknown key 'lenght' (expected one of: op, device, pasid, va, len, write, expect)",
+    "bad/unknown-key.yaml:15 steps.4.lenght – unknown key 'lenght' (expected one of: op, device, pasid, va, gpa, len, write, expect)",
   ],
   'bad-size.yaml': ["bad/bad-size.yaml:3 vm.memory – bad size '512X': expected bytes, or a number with a K, M or G suffix (e.g. 512M)"],
   'negative-pages.yaml': ['bad/negative-pages.yaml:9 steps.3.pages – must be ≥ 1, got -4'],
@@ -35,7 +35,7 @@ const EXPECTED: Record<string, string[]> = {
   // cross-references
   'unknown-device.yaml': ["bad/unknown-device.yaml:8 steps.2.device – unknown device 'dsa9' (declared: dsa0)"],
   'device-twice.yaml': ["bad/device-twice.yaml:6 devices.2.name – device 'dsa0' is declared twice (first at line 5)"],
-  'pasid-width.yaml': ["bad/pasid-width.yaml:9 steps.3.pasid – PASID 40 is beyond dsa0's 5-bit PASID width (max 31)"],
+  'pasid-width.yaml': ["bad/pasid-width.yaml:9 steps.3.pasid – PASID 40 is beyond dsa0's 5-bit PASID width (max 31); a misbehaving guest’s bind beyond it must expect an errno on both stacks"],
   'pri-without-ats.yaml': ['bad/pri-without-ats.yaml:5 devices.1.pri – pri: true needs ats: true (a page request follows a failed ATS translation)'],
   'iopf-without-pri.yaml': ['bad/iopf-without-pri.yaml:10 steps.4.expect – expect iopf needs a device with PRI (dsa0 has pri: false)'],
   'leak-on-bind.yaml': ['bad/leak-on-bind.yaml:13 steps.3.expect.tunnel – a leak outcome applies to unassign and close only, not bind'],

@@ -154,7 +154,7 @@ steps: []
       "b.yaml:1 name – bad scenario name 'Bad Name': a lowercase letter, then lowercase letters, digits, - or _",
       "b.yaml:1 description – missing key 'description'",
       'b.yaml:2 vm.vcpus – must be ≥ 1, got 0',
-      "b.yaml:2 vm.disk – unknown key 'disk' (expected one of: memory, vcpus)",
+      "b.yaml:2 vm.disk – unknown key 'disk' (expected one of: memory, vcpus, viommu, pasid-bits)",
       "b.yaml:4 devices.1.type – expected one of vfio-pci, vdpa, got 'pci'",
       'b.yaml:4 devices.1.pasid – expected true, false or a PASID width in bits (1–20), got 32',
       "b.yaml:4 devices.1.ats – expected true or false, got 'yes'",

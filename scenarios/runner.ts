@@ -180,6 +180,10 @@ function runSerialStep(run: StackRun, fs: FlatStep): StepResult {
   // the threads that exist when the step starts (a process created during it has no step open)
   const threads = [...m.sim.sched.threads];
   const main = run.vcpus[0]!.thread;
+  // a serial step starts when everything before it has finished: every clock meets there, so no
+  // thread waits on a resource another thread freed in a past it has already passed
+  const start = m.sim.sched.horizon();
+  for (const t of threads) t.clock = start;
   for (const t of threads) m.sim.beginStep(t, fs.path, fs.step.op);
   let outcome: { outcome: string; error?: string } = { outcome: 'ok' };
   let thrown: unknown = null;

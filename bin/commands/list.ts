@@ -12,7 +12,12 @@ function summary(description: string, max: number): string {
 }
 
 function renderTable(scenarios: readonly LoadedScenario[]): string {
-  const rows = scenarios.map((s) => [s.name, s.devices.map((d) => d.name).join(','), String(s.flat.length)] as const);
+  // a long device list (the scale scenario) is summarised so the table keeps to 80 columns
+  const devicesOf = (s: LoadedScenario): string => {
+    const names = s.devices.map((d) => d.name).join(',');
+    return names.length <= 24 ? names : `${s.devices.length} devices`;
+  };
+  const rows = scenarios.map((s) => [s.name, devicesOf(s), String(s.flat.length)] as const);
   const w0 = Math.max(4, ...rows.map((r) => r[0].length));
   const w1 = Math.max(7, ...rows.map((r) => r[1].length));
   const head = `${'name'.padEnd(w0)}  ${'devices'.padEnd(w1)}  steps  `;

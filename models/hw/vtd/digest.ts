@@ -95,26 +95,40 @@ export function computeDigest(vtd: Vtd): HwDigest {
     secondStageMappings: Object.fromEntries(
       [...mappingIds.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, json]) => [id, JSON.parse(json) as unknown]),
     ),
-    faults: vtd.faultRecords.map((f) => ({
-      reason: hex(f.reason),
-      name: faultName(f.reason),
-      sid: bdf(f.sid),
-      pasid: f.pasid,
-      addr: f.addr,
-      write: f.write,
-    })),
-    dmaEffects: vtd.effects.effects.map((e) => ({
-      sid: bdf(e.sid),
-      pasid: e.pasid,
-      iova: e.iova,
-      target: ownerName(mem, e.hpa),
-      length: e.length,
-      write: e.write,
-      data: e.dataHash,
-    })),
+    // faults and DMA effects as multisets: concurrent requests from different devices may reach
+    // the hardware in another order on another stack without meaning anything different
+    faults: canonical(
+      vtd.faultRecords.map((f) => ({
+        reason: hex(f.reason),
+        name: faultName(f.reason),
+        sid: bdf(f.sid),
+        pasid: f.pasid,
+        addr: f.addr,
+        write: f.write,
+      })),
+    ),
+    dmaEffects: canonical(
+      vtd.effects.effects.map((e) => ({
+        sid: bdf(e.sid),
+        pasid: e.pasid,
+        iova: e.iova,
+        target: ownerName(mem, e.hpa),
+        length: e.length,
+        write: e.write,
+        data: e.dataHash,
+      })),
+    ),
   };
   const json = JSON.stringify(doc);
   return { json, sha256: sha(json), doc };
+}
+
+/** A list in a stable order that does not depend on arrival order. */
+function canonical<T>(xs: T[]): T[] {
+  return xs
+    .map((x) => [JSON.stringify(x), x] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, x]) => x);
 }
 
 function pasidEntries(

@@ -100,6 +100,8 @@ export interface StackResult {
   steps: StepResult[];
   totals: StepNumbers;
   hwDigest: string;
+  /** a fingerprint of where the host placed its tables and guest RAM: moves with the seed, means nothing */
+  hostLayout: string;
   /** live objects, pins, fds and hardware entries at the end, by kind (expected empty) */
   leaks: Record<string, number>;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DEFAULT_COSTS, Rng, pricesAt, type CostTable, type PriceVector, type StepRecording } from '../sim/index.ts';
 import { computeDigest } from '../models/hw/vtd/digest.ts';
 import { errname } from '../models/kernel/errno.ts';
@@ -37,15 +38,6 @@ export interface RunOptions {
   platforms: Partial<Record<StackName, StackPlatform>>;
 }
 
-/**
- * `vm: { viommu: false }` (flow 1) needs a VM without the vIOMMU front end and backends that
- * assign with a plain stage 2 (A: VFIO_TYPE1v2_IOMMU; B: attach to the IOAS, its automatic HWPT).
- * Both backends always prepare a nesting stage 2 (A: VFIO_TYPE1_NESTING_IOMMU; B: a NEST_PARENT
- * HWPT) and createVm always builds the vIOMMU, so running it would price the wrong set-up.
- */
-const NO_VIOMMU =
-  'viommu: false is not run yet: the VMM backends always assign with a nesting stage 2 (A: VFIO_TYPE1_NESTING_IOMMU, B: a NEST_PARENT HWPT) and have no option for flow 1’s plain one (A: VFIO_TYPE1v2_IOMMU, B: the IOAS’s automatic HWPT)';
-
 /** the implicit last step of every run: the VMM process exits, closing what is still open */
 const EXIT_STEP: FlatStep = {
   path: 'exit',
@@ -84,7 +76,7 @@ export function runScenario(sc: LoadedScenario, opts: RunOptions): RunResult {
 }
 
 function failedStack(error: string): StackResult {
-  return { ok: false, error, steps: [], totals: totalsOf([]), hwDigest: '', leaks: {} };
+  return { ok: false, error, steps: [], totals: totalsOf([]), hwDigest: '', hostLayout: '', leaks: {} };
 }
 
 interface StackRun {
@@ -96,6 +88,12 @@ interface StackRun {
   readonly vcpus: Task[];
   readonly devices: Map<string, BootedDevice>;
   readonly procs: Map<string, GuestProcess>;
+  /**
+   * false (`vm: { viommu: false }`, flow 1): the backends assign with a plain stage 2 (options
+   * `nesting: false`: A VFIO_TYPE1v2_IOMMU, B the IOAS's automatic HWPT), and assign, unassign and
+   * close go to the backend directly: there is no vIOMMU whose PASID entries the VMM would replay
+   */
+  readonly viommu: boolean;
   readonly opts: { seed: number; invalidate: InvalidateOption; prices: PriceVector; clockPrices: PriceVector; keepTrace: boolean };
   other: Task | null;
 }
@@ -112,6 +110,7 @@ function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opt
   plat.init(m, booted, sc);
   const vmm = m.k.createProcess('qemu');
   const vcpus = Array.from({ length: Math.max(1, sc.vm.vcpus) }, (_, i) => m.k.addTask(vmm.process, `vcpu${i}`));
+  const viommu = sc.vm.viommu !== false;
   const vm = createVm({
     sim: m.sim,
     hostMem: m.mem,
@@ -126,21 +125,20 @@ function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opt
       pri: b.scenario.pri,
     })),
     backend: plat.backend,
-    options: { invalidation: opts.invalidate },
+    options: { invalidation: opts.invalidate, ...(viommu ? {} : { nesting: false }) },
     // the guest's own layout (which GPAs hold its tables and data) is part of what a scenario means:
     // both stacks and every seed see the same guest; the seed moves the host's placement only
     guest: { rng: new Rng(GUEST_LAYOUT_SEED).fork('guest-frames') },
     // vm pasid-bits: the width the guest-visible vIOMMU advertises (ECAP.PSS = bits − 1)
     ...(sc.vm.pasidBits === undefined ? {} : { viommuCaps: { pss: sc.vm.pasidBits - 1 } }),
   });
-  const run: StackRun = { m, vm, plat, stack: plat.name, vmm, vcpus, devices: new Map(booted.map((b) => [b.scenario.name, b])), procs: new Map(), opts, other: null };
+  const run: StackRun = { m, vm, plat, stack: plat.name, vmm, vcpus, devices: new Map(booted.map((b) => [b.scenario.name, b])), procs: new Map(), viommu, opts, other: null };
   // a process that will close fds it was handed exists from the start (its thread is then counted)
   if (sc.flat.some((f) => f.step.op === 'close' && f.step.from === 'other')) closeTask(run, 'other');
   const baseline = m.sim.leaks.snapshot();
   const steps: StepResult[] = [];
   let error: string | undefined;
   try {
-    if (sc.vm.viommu === false) throw new Error(NO_VIOMMU);
     for (const seg of segments(sc.flat)) {
       if (seg.kind === 'serial') for (const fs of seg.steps) steps.push(runSerialStep(run, fs));
       else steps.push(...runParallel(run, seg.branches));
@@ -155,9 +153,19 @@ function runOnStack(sc: LoadedScenario, plat: StackPlatform, opts: StackRun['opt
   if (!error && Object.keys(leaks).length && !stated) error = `leaked at the end: ${Object.entries(leaks).map(([k, n]) => `${n} ${k}`).join(', ')}`;
   const failed = steps.filter((s) => !s.ok);
   if (!error && failed.length) error = `step ${failed[0]!.path} (${failed[0]!.op}): expected ${failed[0]!.expected}, got ${failed[0]!.outcome}${failed[0]!.error ? ` – ${failed[0]!.error}` : ''}`;
-  const r: StackResult = { ok: !error, steps, totals: totalsOf(steps), hwDigest: computeDigest(m.vtd).sha256, leaks };
+  const r: StackResult = { ok: !error, steps, totals: totalsOf(steps), hwDigest: computeDigest(m.vtd).sha256, hostLayout: hostLayoutOf(run), leaks };
   if (error) r.error = error;
   return r;
+}
+
+/**
+ * Where the host put things (the root table, the invalidation queue, the first guest RAM frame):
+ * seed-dependent and meaning-free, so runs with other seeds differ here and not in the digest.
+ */
+function hostLayoutOf(run: StackRun): string {
+  const ram = run.vmm.mm.findVma(run.vm.ramMapping.hva);
+  const where = [run.m.iommu.root, run.m.iommu.qi.base, ram ? ram.pfns[0]! * 4096 : -1];
+  return createHash('sha256').update(JSON.stringify(where)).digest('hex');
 }
 
 /** enough host memory for guest RAM, the kernel's tables and the IOMMU's, with headroom */
@@ -270,11 +278,13 @@ function proc(run: StackRun, name: string): GuestProcess {
 function execute(run: StackRun, st: LeafStep): { outcome: string; error?: string } {
   const { vm } = run;
   const before = vm.frontend.errors.length;
+  // without a vIOMMU the VMM assigns and tears down through the backend alone
+  const vmm = run.viommu ? vm.frontend : vm.backend;
   switch (st.op) {
     case 'assign':
-      return fromIntent(vm.frontend.assign(st.device));
+      return fromIntent(vmm.assign(st.device));
     case 'unassign':
-      return fromIntent(vm.frontend.unassign(st.device));
+      return fromIntent(vmm.unassign(st.device));
     case 'guest-map': {
       const p = proc(run, st.process);
       const r = st.onDemand ? p.reserve(st.va, st.pages, { write: st.write }) : p.map(st.va, st.pages, { write: st.write });
@@ -299,7 +309,7 @@ function execute(run: StackRun, st: LeafStep): { outcome: string; error?: string
       return dma(run, st);
     case 'close': {
       const names = closeOrder(run, st.order);
-      return fromIntent(vm.frontend.close(names, closeTask(run, st.from)));
+      return fromIntent(vmm.close(names, closeTask(run, st.from)));
     }
   }
 }
@@ -344,7 +354,8 @@ function dma(run: StackRun, st: Extract<LeafStep, { op: 'dma' }>): { outcome: st
   // no PASID (`gpa`): a request with the RID alone, translated by the stage 2 the VMM attached it to
   const pasid = st.pasid ?? NO_PASID;
   const req = st.write ? dev.dmaWrite(pasid, st.va, data) : dev.dmaRead(pasid, st.va, st.len);
-  for (let round = 0; req.status === 'pending' && round < MAX_IOPF_ROUNDS; round++) {
+  // no vIOMMU: nothing carries a page request to the guest (a device without PASID has no PRI here)
+  for (let round = 0; run.viommu && req.status === 'pending' && round < MAX_IOPF_ROUNDS; round++) {
     run.vm.frontend.injectFaults();
     run.m.sim.sched.run();
   }

@@ -76,7 +76,7 @@ export function stackOf(steps: StepResult[]): StackResult {
   for (const k of NUMERIC_KEYS) {
     totals[k] = DEPTH_KEYS.has(k) ? Math.max(-1, ...steps.map((s) => s[k])) : steps.reduce((t, s) => t + s[k], 0);
   }
-  return { ok: true, steps, totals, hwDigest: 'synthetic', leaks: {} };
+  return { ok: true, steps, totals, hwDigest: 'synthetic', hostLayout: 'synthetic', leaks: {} };
 }
 
 export function run(

@@ -8,6 +8,9 @@
  *   ALLOC_PASID stage-2 HWPT on the IOAS (one shared by every device that accepts it, as
  *   iommufd_cdev_autodomains_get tries the existing ones first), VFIO_DEVICE_ATTACH_IOMMUFD_PT of
  *   the RID to it, and IOMMU_FAULT_QUEUE_ALLOC for a device with PRI;
+ * - with `nesting: false` (a VM without a vIOMMU, flow 1): the RID is attached to the IOAS itself
+ *   (pt_id = the IOAS: the kernel's automatic HWPT), with no GET_HW_INFO, no NEST_PARENT HWPT and
+ *   no fault queue;
  * - bindPasid: a nested VT-d stage-1 HWPT (iommu_hwpt_vtd_s1: the guest's root GPA) with
  *   ALLOC_PASID (+ FAULT_ID_VALID), attached to the PASID; replacePasid: a new one attached to the
  *   same PASID (the kernel replaces hitlessly), the old destroyed; unbindPasid: detach, destroy;
@@ -90,6 +93,7 @@ import {
   groupInvalidations,
   illegal,
   isWholePasid,
+  nestingOf,
   ok,
   type BackendFactory,
   type BackendInit,
@@ -283,7 +287,11 @@ export class IommufdBackend implements VmmBackend {
 
   private releaseParent(s: DevState): void {
     const users = this.parents.get(s.parentId);
-    if (!users) return;
+    if (!users) {
+      // attached to the IOAS (no nesting): the kernel frees its automatic HWPT at detach
+      s.parentId = 0;
+      return;
+    }
     users.delete(s.spec.name);
     if (users.size === 0) {
       this.destroy(s.parentId);
@@ -325,12 +333,20 @@ export class IommufdBackend implements VmmBackend {
     const b = this.u.ioctl(s.fd, VFIO_DEVICE_BIND_IOMMUFD, vfio_device_bind_iommufd, { flags: 0, iommufd: this.iommufd }, 'argsz');
     if (b.rc < 0) return fail(failErrno(b.errno, 'VFIO_DEVICE_BIND_IOMMUFD'));
     s.devId = b.out.out_devid as number;
-    const hw = this.hwInfo(s);
-    if (hw) return fail(hw);
     const attach = (pt: number) => ({
       ...this.u.ioctl(s.fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, vfio_device_attach_iommufd_pt, { argsz: 12, flags: 0, pt_id: pt }),
       name: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
     });
+    if (!nestingOf(this.options)) {
+      // plain assignment: the IOAS itself, the kernel's auto-domain path; no fault queue
+      const a = attach(this.ioasId);
+      if (a.rc < 0) return fail(failErrno(a.errno, a.name));
+      s.parentId = this.ioasId;
+      this.devs.set(spec.name, s);
+      return ok();
+    }
+    const hw = this.hwInfo(s);
+    if (hw) return fail(hw);
     const p = this.attachParent(s, attach);
     if (p) return fail(p);
     const fq = this.faultQueue(s);
@@ -357,6 +373,16 @@ export class IommufdBackend implements VmmBackend {
     const set = this.setIommuFd(s, this.iommufd, 0, this.ioasId);
     if (set.rc < 0) return fail(failErrno(set.errno, 'VHOST_VDPA_SET_IOMMU_FD'));
     s.devId = set.devId;
+    if (!nestingOf(this.options)) {
+      // plain assignment: every group on the IOAS (group 0 is already), no parent, no fault queue
+      s.parentId = this.ioasId;
+      for (let g = 1; g < s.groups; g++) {
+        const r = this.setIommuFd(s, this.iommufd, g, this.ioasId);
+        if (r.rc < 0) return fail(failErrno(r.errno, 'VHOST_VDPA_SET_IOMMU_FD'));
+      }
+      this.devs.set(spec.name, s);
+      return ok();
+    }
     const hw = this.hwInfo(s);
     if (hw) return fail(hw);
     const attach = (pt: number) => ({

@@ -46,6 +46,7 @@ import {
   VFIO_IOMMU_NESTING_OP_UNBIND_PGTBL,
   VFIO_IOMMU_TYPE1_INFO_CAP_NESTING,
   VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
   VHOST_ACCESS_RW,
   VHOST_IOTLB_UPDATE,
   decode,
@@ -81,6 +82,7 @@ import {
 import {
   groupInvalidations,
   isWholePasid,
+  nestingOf,
   ok,
   type BackendInit,
   type BackendOptions,
@@ -217,14 +219,18 @@ export class TunnelBackend implements VmmBackend {
     const have = this.containers.get(group);
     if (have) return have;
     const u = this.u;
+    // without nesting (no vIOMMU): plain type1v2, as QEMU's vfio_get_iommu_type picks it
+    const nesting = nestingOf(this.options);
+    const type = nesting ? VFIO_TYPE1_NESTING_IOMMU : VFIO_TYPE1v2_IOMMU;
+    const typeName = nesting ? 'VFIO_TYPE1_NESTING_IOMMU' : 'VFIO_TYPE1v2_IOMMU';
     return this.span(FN.container, () => {
       const c: Container = { group, cont: -1, grp: -1, users: new Set() };
       const gname = `group:${group}`;
       try {
         c.cont = this.track(`container:${group}`, u.open('/dev/vfio/vfio'));
         u.ioctl(c.cont, VFIO_GET_API_VERSION, 0, 'VFIO_GET_API_VERSION');
-        if (u.ioctl(c.cont, VFIO_CHECK_EXTENSION, VFIO_TYPE1_NESTING_IOMMU, 'VFIO_CHECK_EXTENSION') !== 1) {
-          throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VFIO_CHECK_EXTENSION', message: 'no VFIO_TYPE1_NESTING_IOMMU' });
+        if (u.ioctl(c.cont, VFIO_CHECK_EXTENSION, type, 'VFIO_CHECK_EXTENSION') !== 1) {
+          throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VFIO_CHECK_EXTENSION', message: `no ${typeName}` });
         }
         c.grp = this.track(gname, spec.fds?.group ?? u.open(group));
         const st = u.put(vfio_group_status, { argsz: 8 });
@@ -233,10 +239,12 @@ export class TunnelBackend implements VmmBackend {
           throw new SyscallFailed({ ok: false, kind: 'errno', errno: 22, call: 'VFIO_GROUP_GET_STATUS', message: `${group} is not viable` });
         }
         u.ioctl(c.grp, VFIO_GROUP_SET_CONTAINER, u.s32(c.cont), 'VFIO_GROUP_SET_CONTAINER');
-        u.ioctl(c.cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU, 'VFIO_SET_IOMMU');
-        const ni = this.nestingInfo(c.cont);
-        if (((ni.features as number) & NEEDED) !== NEEDED) {
-          throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VFIO_IOMMU_GET_INFO', message: 'nesting without BIND_PGTBL | CACHE_INVLD' });
+        u.ioctl(c.cont, VFIO_SET_IOMMU, type, 'VFIO_SET_IOMMU');
+        if (nesting) {
+          const ni = this.nestingInfo(c.cont);
+          if (((ni.features as number) & NEEDED) !== NEEDED) {
+            throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VFIO_IOMMU_GET_INFO', message: 'nesting without BIND_PGTBL | CACHE_INVLD' });
+          }
         }
         const ram = this.init.guestRam;
         const map = u.put(vfio_iommu_type1_dma_map, {
@@ -267,11 +275,13 @@ export class TunnelBackend implements VmmBackend {
   private assignVfio(d: DevState): void {
     const u = this.u;
     const c = this.connectContainer(d.spec);
+    const nesting = nestingOf(this.options);
     try {
-      this.ioasidFd();
+      if (nesting) this.ioasidFd();
       const name = u.bytes(new TextEncoder().encode(`${d.spec.sysfsName ?? d.spec.name}\0`));
       d.devfd = this.track(`device:${d.spec.name}`, u.ioctl(c.grp, VFIO_GROUP_GET_DEVICE_FD, name, 'VFIO_GROUP_GET_DEVICE_FD'));
-      d.rings = setupFaultRings(u, d.devfd, (fd) => this.track(`eventfd:${d.spec.name}`, fd));
+      // the DMA fault regions carry nested stage-1 faults: nothing to report without nesting
+      if (nesting) d.rings = setupFaultRings(u, d.devfd, (fd) => this.track(`eventfd:${d.spec.name}`, fd));
     } catch (e) {
       this.closeNamed(`eventfd:${d.spec.name}`);
       this.closeNamed(`device:${d.spec.name}`);
@@ -287,17 +297,20 @@ export class TunnelBackend implements VmmBackend {
     const u = this.u;
     const path = d.spec.paths.vhostVdpa ?? '';
     const vname = `vhost-vdpa:${d.spec.name}`;
+    const nesting = nestingOf(this.options);
     try {
-      this.ioasidFd();
+      if (nesting) this.ioasidFd();
       d.vfd = this.track(vname, d.spec.fds?.vhostVdpa ?? u.open(path));
       u.ioctl(d.vfd, VHOST_SET_OWNER, 0, 'VHOST_SET_OWNER');
       // IOTLB_MSG_V2 | IOTLB_ASID
       u.ioctl(d.vfd, VHOST_SET_BACKEND_FEATURES, u.bytes(Uint8Array.of(0b1010, 0, 0, 0, 0, 0, 0, 0)), 'VHOST_SET_BACKEND_FEATURES');
-      const q = u.bytes(new Uint8Array(4), sizeOf(iommu_nesting_info));
-      u.ioctl(d.vfd, VHOST_VDPA_GET_NESTING_INFO, q, 'VHOST_VDPA_GET_NESTING_INFO');
-      u.ioctl(d.vfd, VHOST_VDPA_GET_NESTING_INFO, q, 'VHOST_VDPA_GET_NESTING_INFO');
-      if (((u.get(iommu_nesting_info, q, sizeOf(iommu_nesting_info)).features as number) & NEEDED) !== NEEDED) {
-        throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VHOST_VDPA_GET_NESTING_INFO', message: 'nesting without BIND_PGTBL | CACHE_INVLD' });
+      if (nesting) {
+        const q = u.bytes(new Uint8Array(4), sizeOf(iommu_nesting_info));
+        u.ioctl(d.vfd, VHOST_VDPA_GET_NESTING_INFO, q, 'VHOST_VDPA_GET_NESTING_INFO');
+        u.ioctl(d.vfd, VHOST_VDPA_GET_NESTING_INFO, q, 'VHOST_VDPA_GET_NESTING_INFO');
+        if (((u.get(iommu_nesting_info, q, sizeOf(iommu_nesting_info)).features as number) & NEEDED) !== NEEDED) {
+          throw new SyscallFailed({ ok: false, kind: 'errno', errno: 95, call: 'VHOST_VDPA_GET_NESTING_INFO', message: 'nesting without BIND_PGTBL | CACHE_INVLD' });
+        }
       }
       const ram = this.init.guestRam;
       const msg = u.put(vhost_msg_v2, { type: 2, asid: 0, iotlb: { iova: BigInt(ram.gpa), size: BigInt(ram.size), uaddr: BigInt(ram.hva), perm: VHOST_ACCESS_RW, type: VHOST_IOTLB_UPDATE } });

@@ -27,6 +27,19 @@ export type InvalidationOption = 'qemu' | 'batched';
 
 export interface BackendOptions {
   readonly invalidation: InvalidationOption;
+  /**
+   * Assign with a nesting stage 2 for vSVA (default true). False is plain assignment for a VM
+   * without a vIOMMU (requirements-and-peers.md §(b) flow 1): A sets VFIO_TYPE1v2_IOMMU and skips
+   * the nesting capability, /dev/ioasid and the fault regions; B attaches the RID to the IOAS (the
+   * kernel's automatic HWPT) with no NEST_PARENT HWPT, no GET_HW_INFO and no fault queue. Only
+   * assign, unassign and close are meaningful then: nothing binds a PASID.
+   */
+  readonly nesting?: boolean;
+}
+
+/** the `nesting` option with its default */
+export function nestingOf(o: BackendOptions): boolean {
+  return o.nesting ?? true;
 }
 
 export const DEFAULT_BACKEND_OPTIONS: BackendOptions = Object.freeze({ invalidation: 'qemu' });

@@ -30,12 +30,36 @@ export function representativeStep(run: RunResult): RepresentativeStep | null {
         path: t.path,
         op: t.op,
         reason: 'the step whose recorded latencies differ most between the stacks',
-        tunnel: t.trace,
-        iommufd: i.trace,
+        tunnel: compactTree(t.trace),
+        iommufd: compactTree(i.trace),
         tunnelNs: t.latencyNs,
         iommufdNs: i.latencyNs,
       };
     }
   }
   return best;
+}
+
+/** siblings kept per call before the rest are summarised (a map of 32,768 pages pins page by page) */
+const MAX_SIBLINGS = 12;
+
+/**
+ * The call tree with long runs of sibling calls summarised: the first MAX_SIBLINGS stay, the rest
+ * become one line naming how many calls (and which functions) it stands for, with their total time.
+ */
+export function compactTree(spans: readonly SpanJson[]): SpanJson[] {
+  const kept = spans.slice(0, MAX_SIBLINGS).map((s) => ({ ...s, children: compactTree(s.children) }));
+  const rest = spans.slice(MAX_SIBLINGS);
+  if (!rest.length) return kept;
+  const names = [...new Set(rest.map((s) => s.name))];
+  const first = rest[0]!;
+  kept.push({
+    name: `… ${rest.length} more calls (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`,
+    layer: first.layer,
+    sig: '(summary of elided sibling calls)',
+    prov: first.prov,
+    ns: rest.reduce((t, s) => t + s.ns, 0),
+    children: [],
+  });
+  return kept;
 }

@@ -5,6 +5,6 @@ const bin = fileURLToPath(new URL('../../bin/ioasid-sim.js', import.meta.url));
 
 /** Runs the installed CLI entry point as a user would. */
 export function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -2,7 +2,7 @@ import { kfn, type KFn } from '../../../sim/index.ts';
 import type { Device } from '../../kernel/device.ts';
 import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, ERR_PTR, type ErrPtr } from '../../kernel/errno.ts';
 import { SpinLock, spin_lock_irqsave, spin_unlock_irqrestore } from '../../kernel/locks.ts';
-import { kfree, kzalloc } from '../../kernel/slab.ts';
+import { kfree, kzalloc, type KAlloc } from '../../kernel/slab.ts';
 import {
   IOMMU_HWPT_DATA_VTD_S1,
   IOMMU_HWPT_INVALIDATE_DATA_VTD_S1,
@@ -65,40 +65,55 @@ export function intel_iommu_domain_alloc_nested(
     const alloc = kzalloc(iommu.k, 'dmar_domain(nested)');
     if (!alloc) return ERR_PTR(-ENOMEM);
     void dev;
-    const label = `nested-domain(s1 0x${(val!.pgtbl_addr as bigint).toString(16)})`;
-    const d: DmarDomain = {
-      type: 'nested',
-      ops,
-      owner: iommu.ops,
-      pgsize_bitmap: 0,
-      geometry: s2.geometry,
-      iopf_handler: null,
-      alloc,
-      label,
-      use_first_level: true,
-      nested_parent: false,
-      dirty_tracking: false,
-      force_snooping: false,
-      pgd: 0,
-      agaw: s2.agaw,
-      writer: null,
-      tablePages: [],
-      iommu_array: new Map(),
-      dev_pasids: [],
-      cache_tags: [],
-      cache_lock: new SpinLock(iommu.k, `${label}:cache_lock`),
-      qi_batch: [],
-      s1_domains: [],
-      s1_lock: new SpinLock(iommu.k, `${label}:s1_lock`),
-      s2_domain: s2,
-      s1_cfg: { flags: Number(val!.flags as bigint), pgtbl_addr: Number(val!.pgtbl_addr as bigint), addr_width: val!.addr_width as number },
-      iommu,
-    };
+    const s1 = { flags: Number(val!.flags as bigint), pgtbl_addr: Number(val!.pgtbl_addr as bigint), addr_width: val!.addr_width as number };
+    const d = nested_dmar_domain(iommu, s2, s1, ops, alloc, `nested-domain(s1 0x${s1.pgtbl_addr.toString(16)})`);
     spin_lock_irqsave(s2.s1_lock);
     s2.s1_domains.push(d);
     spin_unlock_irqrestore(s2.s1_lock);
     return d;
   });
+}
+
+/**
+ * A stage-1 dmar_domain over the nest parent `s2` for the guest table `s1` (the fields
+ * intel_iommu_domain_alloc_nested fills): one constructor for iommufd's path and design A's adapter.
+ */
+export function nested_dmar_domain(
+  iommu: IntelIommu,
+  s2: DmarDomain,
+  s1: { flags: number; pgtbl_addr: number; addr_width: number },
+  ops: DomainOps,
+  alloc: KAlloc,
+  label: string,
+): DmarDomain {
+  return {
+    type: 'nested',
+    ops,
+    owner: iommu.ops,
+    pgsize_bitmap: 0,
+    geometry: s2.geometry,
+    iopf_handler: null,
+    alloc,
+    label,
+    use_first_level: true,
+    nested_parent: false,
+    dirty_tracking: false,
+    force_snooping: false,
+    pgd: 0,
+    agaw: s2.agaw,
+    writer: null,
+    tablePages: [],
+    iommu_array: new Map(),
+    dev_pasids: [],
+    cache_tags: [],
+    cache_lock: new SpinLock(iommu.k, `${label}:cache_lock`),
+    qi_batch: [],
+    s1_domains: [],
+    s1_lock: new SpinLock(iommu.k, `${label}:s1_lock`),
+    s2_domain: s2,
+    s1_cfg: s1,
+    iommu,
+  };
 }
 
 /** The nested domain's ops; a fresh object per driver instance so it can reach its IOMMU and PRQ. */

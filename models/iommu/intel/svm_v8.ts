@@ -41,6 +41,7 @@ import { IOMMU_FAULT_PAGE_REQUEST_PASID_VALID, type IommuDomain, type IopfGroup 
 import { cache_tag_assign_domain, cache_tag_unassign_domain } from './cache.ts';
 import { qi_submit_sync } from './dmar.ts';
 import { domain_attach_iommu, domain_detach_iommu, domain_id_iommu, info_of, type DeviceDomainInfo, type DmarDomain, type IntelIommu } from './iommu.ts';
+import { nested_dmar_domain } from './nested.ts';
 import { intel_pasid_setup_nested, intel_pasid_tear_down_entry, pasidEntryOf, qi_flush_piotlb } from './pasid.ts';
 import type { IntelPrq } from './prq.ts';
 import { qiDevIotlbPasid } from './qi-desc.ts';
@@ -165,35 +166,7 @@ function nested_domain_from_bind(iommu: IntelIommu, s2: DmarDomain, gpgd: number
   const sre = (vtdFlags & IOMMU_SVA_VTD_GPASID_SRE) !== 0;
   // the shared layer's stage-1 flags are iommufd's IOMMU_VTD_S1_{SRE=1, EAFE=2, WPE=4}
   const flags = (sre ? 1 : 0) | (vtdFlags & IOMMU_SVA_VTD_GPASID_EAFE ? 2 : 0) | (vtdFlags & IOMMU_SVA_VTD_GPASID_WPE ? 4 : 0);
-  const label = `gpasid-nested(s1 0x${gpgd.toString(16)})`;
-  return {
-    type: 'nested',
-    ops: {},
-    owner: iommu.ops,
-    pgsize_bitmap: 0,
-    geometry: s2.geometry,
-    iopf_handler: null,
-    alloc,
-    label,
-    use_first_level: true,
-    nested_parent: false,
-    dirty_tracking: false,
-    force_snooping: false,
-    pgd: 0,
-    agaw: s2.agaw,
-    writer: null,
-    tablePages: [],
-    iommu_array: new Map(),
-    dev_pasids: [],
-    cache_tags: [],
-    cache_lock: new SpinLock(iommu.k, `${label}:cache_lock`),
-    qi_batch: [],
-    s1_domains: [],
-    s1_lock: new SpinLock(iommu.k, `${label}:s1_lock`),
-    s2_domain: s2,
-    s1_cfg: { flags, pgtbl_addr: gpgd, addr_width },
-    iommu,
-  };
+  return nested_dmar_domain(iommu, s2, { flags, pgtbl_addr: gpgd, addr_width }, {}, alloc, `gpasid-nested(s1 0x${gpgd.toString(16)})`);
 }
 
 /** Undoes what the adapter set up for one (device, PASID): tags, DID, the nested domain. */

@@ -329,7 +329,8 @@ function iommufd_device_is_attached(idev: IommufdDevice, pasid: number): boolean
 
 /**
  * iommufd_hwpt_pasid_compat: a non-compat HWPT may not go on the RID while PASIDs are attached,
- * and a PASID needs both its HWPT and the RID's to be compat (IOMMU_HWPT_ALLOC_PASID).
+ * and a PASID needs a PASID-capable device (max_pasids > 0) and both its HWPT and the RID's to be
+ * compat (IOMMU_HWPT_ALLOC_PASID).
  */
 function iommufd_hwpt_pasid_compat(hwpt: IommufdHwPagetable, idev: IommufdDevice, pasid: number): number {
   return idev.ictx.k.sim.call(FN.pasid_compat, () => {
@@ -338,6 +339,10 @@ function iommufd_hwpt_pasid_compat(hwpt: IommufdHwPagetable, idev: IommufdDevice
       const others = [...igroup.pasid_attach.keys()].some((p) => p !== IOMMU_NO_PASID);
       if (!hwpt.pasid_compat && others) return -EINVAL;
     } else {
+      // A device without the PASID capability (max_pasids 0) takes no PASID attach: the selftest
+      // (iommufd_device_pasid, no_pasid) expects EINVAL. 6.15's core skips such devices in its
+      // range check, and we have not confirmed which layer refuses, so the check sits here.
+      if (!idev.ictx.mod.core.dev_iommu(idev.dev)?.max_pasids) return -EINVAL;
       if (!hwpt.pasid_compat) return -EINVAL;
       const attach = igroup.pasid_attach.get(IOMMU_NO_PASID);
       if (isAttach(attach) && attach.hwpt && !attach.hwpt.pasid_compat) return -EINVAL;

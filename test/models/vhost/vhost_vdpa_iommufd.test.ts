@@ -15,6 +15,7 @@ import { iommufd_stack_init } from '../../../models/vfio/device_cdev.ts';
 import { vdpa_register_device } from '../../../models/vhost/vdpa.ts';
 import { vdpa_iommufd_of, vhost_vdpa_iommufd_probe } from '../../../models/vhost/vhost_vdpa_iommufd.ts';
 import { IommufdBackend } from '../../../models/vmm/backend-iommufd.ts';
+import { treeMetrics, type Span } from '../../../sim/index.ts';
 import { UserCalls } from '../../../models/vmm/backend-iommufd-uapi.ts';
 
 const GUEST_VA = 0x7f00_0000_0000;
@@ -74,6 +75,31 @@ describe('vhost-vdpa on iommufd (RFC projection)', () => {
     expect(r.be.close(['iommufd'], r.task)).toMatchObject({ ok: true });
     expect(r.task.mm.pinnedPages).toBe(0);
     r.m.sim.leaks.assertClean('vdpa on iommufd');
+  });
+
+  it('bind, invalidate and unbind: the vhost-vdpa handlers are projection-tagged; the invalidation runs on the shared iommufd (iommufd_fops_ioctl → iommufd_hwpt_invalidate → intel_nested_cache_invalidate_user)', () => {
+    const r = vdpaRig();
+    expect(r.be.assign('vnet0')).toMatchObject({ ok: true });
+    const names = (spans: readonly Span[]): string[] => spans.flatMap((x) => [x.fn.name, ...names(x.children)]);
+    const bind = r.m.sim.step(r.task.thread, '1', 'bind', () =>
+      expect(r.be.bindPasid('vnet0', PASID, r.root, { addrWidth: 48, sre: false, wpe: false, eafe: false })).toMatchObject({ ok: true }));
+    const tb = treeMetrics(bind.trace);
+    expect(tb.provenance).toBe('projection');
+    expect(Object.values(tb.handlers).flat()).toContain('vhost-vdpa');
+
+    const inv = r.m.sim.step(r.task.thread, '1', 'invalidate', () =>
+      expect(r.be.invalidate('vnet0', PASID, [{ addr: GUEST_VA, pages: 1, leaf: true, devtlb: true }])).toMatchObject({ ok: true }));
+    const chain = names(inv.trace);
+    const at = (n: string) => chain.indexOf(n);
+    expect(at('iommufd_fops_ioctl')).toBeGreaterThanOrEqual(0);
+    expect(at('iommufd_fops_ioctl')).toBeLessThan(at('iommufd_hwpt_invalidate'));
+    expect(at('iommufd_hwpt_invalidate')).toBeLessThan(at('intel_nested_cache_invalidate_user'));
+    expect(chain.some((n) => n.startsWith('vhost_vdpa'))).toBe(false); // no vDPA-specific invalidation path
+    expect(treeMetrics(inv.trace).provenance).toBe('merged');
+
+    const unbind = r.m.sim.step(r.task.thread, '1', 'unbind', () => expect(r.be.unbindPasid('vnet0', PASID)).toMatchObject({ ok: true }));
+    expect(treeMetrics(unbind.trace).provenance).toBe('projection');
+    expect(pasidEntryOf(r.m.iommu, r.d.info, PASID)?.present ?? false).toBe(false);
   });
 
   it('VHOST_VDPA_SET_IOMMU_FD errnos: a group past the vqs is ENOBUFS; a closed fd EBADF; not an iommufd EINVAL (RFC); unsetting an unset group EINVAL', () => {

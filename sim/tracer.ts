@@ -66,15 +66,19 @@ export interface Span {
  * into a tree only when someone reads it: tracing on stays cheap, and steps whose call graphs no
  * report shows never build one.
  */
+const NO_F64 = new Float64Array(0);
+const NO_I32 = new Int32Array(0);
+
 export class TraceBuffer {
   n = 0;
   private readonly fns: KFn[] = [];
   /** per-call tags are rare: kept by span index */
   private readonly ops = new Map<number, string>();
   private readonly notes = new Map<number, string>();
-  private start: Float64Array = new Float64Array(64);
-  private end: Float64Array = new Float64Array(64);
-  private parent: Int32Array = new Int32Array(64);
+  // empty until the first span: many steps (threads that never run, idle waits) record none
+  private start: Float64Array = NO_F64;
+  private end: Float64Array = NO_F64;
+  private parent: Int32Array = NO_I32;
   private tree: Span[] | null = null;
 
   /** A buffer that records nothing: spans outside any step. */
@@ -99,7 +103,7 @@ export class TraceBuffer {
   }
 
   private grow(): void {
-    const cap = this.start.length * 2;
+    const cap = Math.max(64, this.start.length * 2);
     const f = (a: Float64Array): Float64Array => {
       const b = new Float64Array(cap);
       b.set(a);

@@ -50,8 +50,9 @@ export function presentGuestPasids(vtd: Vtd, mem: PhysicalMemory, sid: number): 
   if (!d) return [];
   const out: number[] = [];
   for (let i = 0; i < d.pasids / 64; i++) {
-    const pde = readPasidDirEntryAt(mem, pasidDirEntryAddress(d.dir, i * 64));
-    if (!pde.present) continue;
+    const at = pasidDirEntryAddress(d.dir, i * 64);
+    if ((mem.readU32(at) & 1) === 0) continue; // P clear: skip without decoding (a 20-bit directory has 16 K entries)
+    const pde = readPasidDirEntryAt(mem, at);
     for (let j = 0; j < 64; j++) {
       if ((mem.readU32(pasidEntryAddress(pde.pasidTablePtr, j)) & 1) !== 0) out.push(i * 64 + j);
     }

@@ -141,11 +141,11 @@ function pasidEntries(
   const out: unknown[] = [];
   const nDir = pasidDirEntries(pdts);
   for (let d = 0; d < nDir; d++) {
+    if ((mem.readU32(dir + d * 8) & 1) === 0) continue; // P clear: skip without decoding
     const pde = readPasidDirEntryAt(mem, dir + d * 8);
-    if (!pde.present) continue;
     for (let i = 0; i < 64; i++) {
+      if ((mem.readU32(pde.pasidTablePtr + i * 64) & 1) === 0) continue;
       const pe = decodePasidEntry(readPasidEntryWordsAt(mem, pde.pasidTablePtr + i * 64));
-      if (!pe.present) continue;
       const meaning: Record<string, unknown> = { pasid: d * 64 + i, pgtt: PGTT_NAMES[pe.pgtt] ?? `invalid(${pe.pgtt})` };
       const usesFs = pe.pgtt === PGTT.FS || pe.pgtt === PGTT.NESTED;
       const usesSs = pe.pgtt === PGTT.SS || pe.pgtt === PGTT.NESTED;

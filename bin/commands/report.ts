@@ -1,47 +1,17 @@
 /**
  * `ioasid-sim report`: runs the suite on both stacks through the scenario runner and writes the
- * decision report (report.txt, report.md, report.json, report.html). The runner
- * (scenarios/runner.ts, `runSuite`) is loaded on demand, so this command fails with a clear
- * message until it exists.
+ * decision report (report.txt, report.md, report.json, report.html).
  */
-import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { DEFAULT_COSTS, ProfileError, loadProfileFile, type CostTable } from '../../sim/index.ts';
 import type { InvalidateOption, RunResult } from '../../scenarios/results.ts';
 import { createProgress, writeReport } from '../../reports/index.ts';
+import { runSuite } from '../../scenarios/runner.ts';
 import { UsageError } from '../usage.ts';
 
-/** What the report asks of the scenario runner. */
-export interface RunSuiteOptions {
-  /** scenario names from the suite; every built-in scenario when absent */
-  scenarios?: string[];
-  /** each scenario runs once per mode */
-  invalidate: InvalidateOption[];
-  /** the profile latencies are priced at */
-  costs: { name: string; table: CostTable };
-  seed: number;
-  /** keep call trees (StepResult.trace) for the call-graph excerpts */
-  trace: boolean;
-  /** also re-simulate contended scenarios at the low and high profiles (RunResults named 'low'/'high') */
-  resimulateContended: boolean;
-  onProgress?: (done: number, total: number, label: string) => void;
-}
-
-export type RunSuite = (opts: RunSuiteOptions) => RunResult[] | Promise<RunResult[]>;
-
-const RUNNER = new URL('../../scenarios/runner.ts', import.meta.url);
 const DEFAULT_OUT = fileURLToPath(new URL('../../reports/out', import.meta.url));
-
-export const RUNNER_MISSING = 'the scenario runner is not built yet (scenarios/runner.ts does not export runSuite)';
-
-/** The runner's runSuite, or null while scenarios/runner.ts does not exist or does not export it. */
-export async function loadRunSuite(): Promise<RunSuite | null> {
-  if (!existsSync(fileURLToPath(RUNNER))) return null;
-  const mod = (await import(RUNNER.href)) as { runSuite?: unknown };
-  return typeof mod.runSuite === 'function' ? (mod.runSuite as RunSuite) : null;
-}
 
 interface ReportCliOptions {
   out: string;
@@ -80,17 +50,11 @@ export function registerReport(program: Command): void {
           throw e;
         }
       }
-      const runSuite = await loadRunSuite();
-      if (!runSuite) {
-        process.stderr.write(`error: ${RUNNER_MISSING}\n`);
-        // not a usage error (exit 2) and not a crash: main() would reset exitCode, so exit here
-        process.exit(1);
-      }
       const started = performance.now();
       const progress = createProgress(process.stderr);
       let runs: RunResult[];
       try {
-        runs = await runSuite({
+        runs = runSuite({
           ...(opts.scenarios ? { scenarios: opts.scenarios } : {}),
           invalidate: opts.invalidate === 'both' ? ['qemu', 'batched'] : [opts.invalidate],
           costs,

@@ -2,10 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RUNNER_MISSING, loadRunSuite } from '../../bin/commands/report.ts';
 import { cli } from '../helpers/cli.ts';
-
-const built = (await loadRunSuite()) !== null;
 
 describe('ioasid-sim report', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ioasid-report-cli-'));
@@ -19,15 +16,7 @@ describe('ioasid-sim report', () => {
     expect(r.stderr).toMatch(/^error: .*costs\.sycall – unknown primitive/);
   });
 
-  it.skipIf(built)('says the scenario runner is not built yet, while it is not', () => {
-    const r = cli('report', '--out', join(dir, 'none'));
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe(`error: ${RUNNER_MISSING}`);
-    expect(r.stderr).toMatch(/the scenario runner is not built yet/);
-    expect(existsSync(join(dir, 'none'))).toBe(false);
-  });
-
-  it.skipIf(!built)('writes the four files for the default suite', () => {
+  it('writes the four files for the default suite', () => {
     const out = join(dir, 'suite');
     const r = cli('report', '--out', out);
     expect(r.code, r.stderr).toBe(0);

@@ -1,26 +1,20 @@
-/**
- * report.json's figures equal what the runner gives for the same seed. Needs the scenario runner
- * (scenarios/runner.ts exporting runSuite): the suite is skipped, with that reason, only while the
- * runner does not export it, and runs by itself once it does.
- */
+/** report.json's figures equal what the runner gives for the same seed. */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COSTS } from '../../sim/index.ts';
 import type { RunResult } from '../../scenarios/results.ts';
-import { loadRunSuite, type RunSuiteOptions } from '../../bin/commands/report.ts';
+import { runSuite as runner, type RunSuiteOptions } from '../../scenarios/runner.ts';
 import { runsWithoutTraces } from '../../reports/json.ts';
 import { writeReport } from '../../reports/write.ts';
 import { cli } from '../helpers/cli.ts';
 
-const runner = await loadRunSuite();
-
-describe.skipIf(!runner)('report.json against the runner (skipped while scenarios/runner.ts does not export runSuite)', () => {
+describe('report.json against the runner', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ioasid-parity-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const opts: RunSuiteOptions = { invalidate: ['qemu'], costs: { name: 'default', table: DEFAULT_COSTS }, seed: 3, trace: false, resimulateContended: false };
-  const runSuite = async (): Promise<RunResult[]> => runner!(opts);
+  const runSuite = async (): Promise<RunResult[]> => runner(opts);
 
   it('carries the runs figure for figure, and a second run with the same seed gives the same figures', async () => {
     const { files } = writeReport(await runSuite(), { outDir: dir, samples: 1000 });

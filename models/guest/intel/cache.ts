@@ -64,7 +64,8 @@ export function cache_tag_unassign_domain(iommu: GuestIntelIommu, d: FlushableDo
 
 /**
  * calculate_psi_aligned_address: the aligned base and address mask one PSI needs to cover
- * [start, end] (end inclusive).
+ * [start, end] (end inclusive). The host driver's copy is models/iommu/intel/cache.ts: this guest
+ * is another kernel and imports only sim and hw.
  */
 export function calculate_psi_aligned_address(start: number, end: number): { addr: number; pages: number; mask: number } {
   const pfn = Math.floor(start / 4096);

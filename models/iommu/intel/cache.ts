@@ -110,9 +110,10 @@ export function cache_tag_unassign_domain(d: DmarDomain, info: DeviceDomainInfo,
 
 /**
  * calculate_psi_aligned_address: the aligned base and address mask a page-selective flush needs
- * to cover [start, end]; a mask of 52 means "everything".
+ * to cover [start, end]; a mask of 52 means "everything". The guest's driver has its own copy
+ * (models/guest/intel/cache.ts): the guest is another kernel and imports only sim and hw.
  */
-export function calculatePsi(start: number, end: number): { addr: number; pages: number; mask: number } {
+export function calculate_psi_aligned_address(start: number, end: number): { addr: number; pages: number; mask: number } {
   const pfn = Math.floor(start / 4096);
   const endPfn = Math.floor(end / 4096);
   const pages = endPfn - pfn + 1;
@@ -124,6 +125,7 @@ export function calculatePsi(start: number, end: number): { addr: number; pages:
     mask = 0;
     while (Math.floor(pfn / 2 ** mask) !== Math.floor(endPfn / 2 ** mask)) mask++;
     if (mask > 52) mask = 52;
+    aligned = 2 ** mask; // aligned_pages = 1UL << mask (the 2024 fix to c4d27ffaa8eb)
   }
   const block = 4096 * 2 ** mask;
   return { addr: Math.floor(start / block) * block, pages: aligned, mask };
@@ -157,7 +159,7 @@ export function cache_tag_flush_all(d: DmarDomain): void {
 
 function flushTags(d: DmarDomain, start: number, end: number, ih: boolean): void {
   const all = end === Infinity;
-  const psi = all ? { addr: 0, pages: -1, mask: 52 } : calculatePsi(start, end);
+  const psi = all ? { addr: 0, pages: -1, mask: 52 } : calculate_psi_aligned_address(start, end);
   spin_lock_irqsave(d.cache_lock);
   let iommu: IntelIommu | null = null;
   for (const tag of d.cache_tags) {

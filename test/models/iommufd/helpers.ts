@@ -23,6 +23,8 @@ import { iommufd_get_ioas, type IommufdIoas } from '../../../models/iommufd/ioas
 import { IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP } from '../../../models/iommufd/iommufd_h.ts';
 import { iommufd_object_get_users, iommufd_object_put_users, iommufd_put_object, type IommufdCtx } from '../../../models/iommufd/iommufd_private.ts';
 import { iommufd_init } from '../../../models/iommufd/main.ts';
+import type { Task } from '../../../models/kernel/process.ts';
+import type { Syscalls } from '../../../models/kernel/syscalls.ts';
 import { bootKernel } from '../../helpers/kernel.ts';
 
 /**
@@ -47,6 +49,46 @@ export interface IoctlResult {
   out: UapiObject;
 }
 
+/**
+ * The user side every selftest harness shares: raw user memory access, ioctl(fd, nr, &cmd) with
+ * `cmd` encoded at `cmdArea` (plus `tail` bytes after it, for the longer-struct cases) returning
+ * rc, errno and the struct as userspace then sees it, test_ioctl_ioas_alloc, and the ictx.
+ */
+export function selftestUserCalls(sys: Syscalls, task: Task, fd: number, cmdArea: UserPtr) {
+  const u = {
+    /** writes raw bytes to user memory */
+    poke(at: number, bytes: Uint8Array): void {
+      expect(task.mm.access(at, bytes, 0, bytes.length, true)).toBe(0);
+    },
+    peek(at: number, len: number): Uint8Array {
+      const out = new Uint8Array(len);
+      expect(task.mm.access(at, out, 0, len, false)).toBe(0);
+      return out;
+    },
+    ioctl(nr: number, decl: StructDecl, cmd: UapiInput, tail?: Uint8Array, onFd?: number): IoctlResult {
+      const bytes = encode(decl, { size: encode(decl, cmd).length, ...cmd });
+      u.poke(cmdArea, bytes);
+      if (tail) u.poke(cmdArea + bytes.length, tail);
+      task.errno = 0;
+      const rc = sys.ioctl(task, onFd ?? fd, nr, cmdArea);
+      return { rc, errno: rc < 0 ? task.errno : 0, out: decode(decl, u.peek(cmdArea, bytes.length)) };
+    },
+    /** test_ioctl_ioas_alloc */
+    ioas_alloc(): number {
+      const r = u.ioctl(IOMMU_IOAS_ALLOC, iommu_ioas_alloc, {});
+      expect(r.rc, errname(r.errno)).toBe(0);
+      return r.out.out_ioas_id as number;
+    },
+    /** the iommufd_ctx behind the fd (what an in-kernel user reaches through iommufd_ctx_from_fd) */
+    ictx(): IommufdCtx {
+      const f = task.process.files.get(fd);
+      if (!f) throw new Error('fd closed');
+      return f.private_data as IommufdCtx;
+    },
+  };
+  return u;
+}
+
 /** FIXTURE_SETUP(iommufd): a booted kernel with /dev/iommu registered, the fd open and `buffer` mapped. */
 export function setupIommufd(opts: { frames?: number; seed?: number } = {}) {
   const { sim, k, sys, task } = bootKernel({ frames: opts.frames ?? 1024, seed: opts.seed ?? 1 });
@@ -69,36 +111,7 @@ export function setupIommufd(opts: { frames?: number; seed?: number } = {}) {
     fd,
     buffer: buf as UserPtr,
     cmdArea: cmdArea as UserPtr,
-
-    /** writes raw bytes to user memory */
-    poke(at: number, bytes: Uint8Array): void {
-      expect(task.mm.access(at, bytes, 0, bytes.length, true)).toBe(0);
-    },
-    peek(at: number, len: number): Uint8Array {
-      const out = new Uint8Array(len);
-      expect(task.mm.access(at, out, 0, len, false)).toBe(0);
-      return out;
-    },
-
-    /**
-     * ioctl(fd, nr, &cmd) with `cmd` encoded at cmdArea (plus `tail` bytes after it, for the
-     * longer-struct cases); returns rc, errno and the struct as userspace then sees it.
-     */
-    ioctl(nr: number, decl: StructDecl, cmd: UapiInput, tail?: Uint8Array, onFd?: number): IoctlResult {
-      const bytes = encode(decl, { size: encode(decl, cmd).length, ...cmd });
-      h.poke(cmdArea, bytes);
-      if (tail) h.poke(cmdArea + bytes.length, tail);
-      task.errno = 0;
-      const rc = sys.ioctl(task, onFd ?? fd, nr, cmdArea);
-      return { rc, errno: rc < 0 ? task.errno : 0, out: decode(decl, h.peek(cmdArea, bytes.length)) };
-    },
-
-    /** test_ioctl_ioas_alloc */
-    ioas_alloc(): number {
-      const r = h.ioctl(IOMMU_IOAS_ALLOC, iommu_ioas_alloc, {});
-      expect(r.rc, errname(r.errno)).toBe(0);
-      return r.out.out_ioas_id as number;
-    },
+    ...selftestUserCalls(sys, task, fd, cmdArea as UserPtr),
 
     /** _test_ioctl_ioas_map: returns {rc, errno, iova} */
     ioas_map_raw(ioas_id: number, va: number | bigint, length: number | bigint, iova: number | bigint, flags: number): { rc: number; errno: number; iova: bigint } {
@@ -147,13 +160,6 @@ export function setupIommufd(opts: { frames?: number; seed?: number } = {}) {
     destroy_raw(id: number): { rc: number; errno: number } {
       const r = h.ioctl(IOMMU_DESTROY, iommu_destroy, { id });
       return { rc: r.rc, errno: r.errno };
-    },
-
-    /** the iommufd_ctx behind the fd (what an in-kernel user reaches through iommufd_ctx_from_fd) */
-    ictx(): IommufdCtx {
-      const f = task.process.files.get(fd);
-      if (!f) throw new Error('fd closed');
-      return f.private_data as IommufdCtx;
     },
 
     /** IOMMU_TEST_OP_ADD_RESERVED (selftest.c iommufd_test_add_reserved): a reserved range, owner NULL */

@@ -7,32 +7,25 @@ import {
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
   IOMMU_IOAS_MAP_WRITEABLE,
-  decode,
-  encode,
   iommu_destroy,
   iommu_hw_info,
   iommu_hwpt_alloc,
-  iommu_ioas_alloc,
   iommu_ioas_map,
   iommu_ioas_unmap,
-  type StructDecl,
-  type UapiInput,
-  type UapiObject,
 } from '../../../models/kernel/uapi/index.ts';
 import type { HostOptions } from '../../../models/machine/host.ts';
-import { IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP } from '../../../models/iommufd/iommufd_h.ts';
-import type { IommufdCtx } from '../../../models/iommufd/iommufd_private.ts';
+import { IOMMU_DESTROY, IOMMU_GET_HW_INFO, IOMMU_HWPT_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_UNMAP } from '../../../models/iommufd/iommufd_h.ts';
 import { iommufd_init } from '../../../models/iommufd/main.ts';
 import { iommufd_test_mock_domain, iommufd_test_mock_domain_replace } from '../../../models/iommufd/selftest.ts';
 import { bootHost } from '../../helpers/host.ts';
+import { BUFFER_SIZE, PAGE_SIZE, expectErrno, expectOk, selftestUserCalls } from './helpers.ts';
 
 /**
  * The selftest harness (iommufd_utils.h) on the shared platform: a HostMachine with the emulated
  * VT-d, /dev/iommu open, `buffer` mapped, and PCI functions that play the mock devices
  * (selftest.ts). Ioctls return −1 with errno like libc.
  */
-export const PAGE_SIZE = 4096;
-export const BUFFER_SIZE = 16 * PAGE_SIZE;
+export { BUFFER_SIZE, PAGE_SIZE };
 /** the selftests' base_iova with a domain: MOCK_APERTURE_START (any IOVA works on VT-d) */
 export const BASE_IOVA = 1 << 24;
 export const RW = IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
@@ -69,32 +62,8 @@ export function setupIommufdHost(opts: HostOptions & { devices?: number } = {}) 
     cmdArea: cmdArea as UserPtr,
     /** where payloads (hwpt data, hw_info buffers) go */
     dataArea: (cmdArea as UserPtr) + 2 * PAGE_SIZE,
+    ...selftestUserCalls(m.sys, task, fd, cmdArea as UserPtr),
 
-    poke(at: number, bytes: Uint8Array): void {
-      expect(task.mm.access(at, bytes, 0, bytes.length, true)).toBe(0);
-    },
-    peek(at: number, len: number): Uint8Array {
-      const out = new Uint8Array(len);
-      expect(task.mm.access(at, out, 0, len, false)).toBe(0);
-      return out;
-    },
-    ictx(): IommufdCtx {
-      return task.process.files.get(fd)!.private_data as IommufdCtx;
-    },
-
-    ioctl(nr: number, decl: StructDecl, cmd: UapiInput, tail?: Uint8Array): { rc: number; errno: number; out: UapiObject } {
-      const bytes = encode(decl, { size: encode(decl, cmd).length, ...cmd });
-      h.poke(cmdArea, bytes);
-      if (tail) h.poke(cmdArea + bytes.length, tail);
-      task.errno = 0;
-      const rc = m.sys.ioctl(task, fd, nr, cmdArea);
-      return { rc, errno: rc < 0 ? task.errno : 0, out: decode(decl, h.peek(cmdArea, bytes.length)) };
-    },
-    ioas_alloc(): number {
-      const r = h.ioctl(IOMMU_IOAS_ALLOC, iommu_ioas_alloc, {});
-      expectOk(r);
-      return r.out.out_ioas_id as number;
-    },
     ioas_map_fixed_raw(ioas_id: number, va: number, length: number, iova: number) {
       return h.ioctl(IOMMU_IOAS_MAP, iommu_ioas_map, { flags: IOMMU_IOAS_MAP_FIXED_IOVA | RW, ioas_id, user_va: BigInt(va), length: BigInt(length), iova: BigInt(iova) });
     },
@@ -180,14 +149,7 @@ export function setupIommufdHost(opts: HostOptions & { devices?: number } = {}) 
   return h;
 }
 
-export function expectErrno(r: { rc: number; errno: number }, errno: number): void {
-  expect(r.rc).toBe(-1);
-  expect(errname(r.errno)).toBe(errname(errno));
-}
-
-export function expectOk(r: { rc: number; errno: number }): void {
-  expect(r.rc, errname(r.errno)).toBe(0);
-}
+export { expectErrno, expectOk };
 
 /** a mock-domain result must be rc 0; returns it */
 export function ok<T extends { rc: number }>(r: T): T {

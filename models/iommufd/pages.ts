@@ -1,6 +1,7 @@
 import { P, kfn, type KFn } from '../../sim/index.ts';
 import { EFAULT, EINVAL, ENOMEM, EOVERFLOW, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import { PinnedPages, pin_user_pages_fast } from '../kernel/gup.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
 import type { Mm } from '../kernel/mm.ts';
 import { kfree, kzalloc, type KAlloc } from '../kernel/slab.ts';
@@ -45,12 +46,6 @@ export const ULONG_MAX = (1n << 64n) - 1n;
 /** SIZE_MAX − PAGE_SIZE: the largest length iopt_alloc_pages accepts */
 const MAX_LENGTH = ULONG_MAX - BigInt(PAGE_SIZE);
 
-/** One pin_user_pages reference on a page, as the leak tracker sees it. */
-interface Pin {
-  readonly pfn: number;
-  readonly handle: number;
-}
-
 /** struct iopt_pages (IOPT_ADDRESS_USER) */
 export interface IoptPages {
   readonly k: Kernel;
@@ -66,7 +61,7 @@ export interface IoptPages {
   readonly writable: boolean;
   account_mode: IoptPagesAccount;
   /** the pages pinned now, by index: the pin is the struct page reference pin_user_pages took */
-  readonly pinned: Map<number, Pin>;
+  readonly pinned: PinnedPages;
   /** areas whose storage_domain holds their slice (their pages_node is in domains_itree) */
   readonly domains_itree: Set<IoptArea>;
 }
@@ -86,6 +81,7 @@ function iopt_alloc_pages(k: Kernel, uptr_down: bigint, start_byte: number, leng
     if (length > MAX_LENGTH || length === 0n) return ERR_PTR(-EINVAL);
     const alloc = kzalloc(k, 'struct iopt_pages');
     if (!alloc) return ERR_PTR(-ENOMEM);
+    const npages = Number((length + BigInt(start_byte) + BigInt(PAGE_SIZE - 1)) / BigInt(PAGE_SIZE));
     const pages: IoptPages = {
       k,
       alloc,
@@ -93,13 +89,13 @@ function iopt_alloc_pages(k: Kernel, uptr_down: bigint, start_byte: number, leng
       mutex: new Mutex(k, 'pages->mutex'),
       source_mm: k.cur().mm,
       uptr: Number(uptr_down),
-      npages: Number((length + BigInt(start_byte) + BigInt(PAGE_SIZE - 1)) / BigInt(PAGE_SIZE)),
+      npages,
       npinned: 0,
       last_npinned: 0,
       writable,
       // capable(CAP_IPC_LOCK) would give NONE: the modelled VMM is unprivileged
       account_mode: 'USER',
-      pinned: new Map(),
+      pinned: new PinnedPages(k, Number(uptr_down), npages, `iopt_pages ${k.cur().mm.name}`),
       domains_itree: new Set(),
     };
     return pages;
@@ -115,7 +111,7 @@ export function iopt_put_pages(pages: IoptPages): void {
   if (pages.kref <= 0) pages.k.sim.oops('iopt_put_pages: kref underflow');
   if (--pages.kref > 0) return;
   pages.k.sim.call(FN.release_pages, () => {
-    if (pages.domains_itree.size || pages.npinned || pages.pinned.size) {
+    if (pages.domains_itree.size || pages.npinned || pages.pinned.count) {
       pages.k.sim.oops(`iopt_release_pages: released with ${pages.npinned} pages pinned`);
     }
     kfree(pages.k, pages.alloc);
@@ -155,12 +151,18 @@ function iopt_area_index_to_iova_last(area: IoptArea, index: number): bigint {
 interface PfnReader {
   readonly pages: IoptPages;
   readonly start_index: number;
-  readonly pfns: number[];
-  /** indices this reader pinned: released unless the pages end up stored in a domain */
+  /** the PFN of each index from start_index */
+  readonly pfns: Int32Array;
+  /** runs this reader pinned, as (first index, count) pairs: released unless a domain stores them */
   pinned_here: number[];
   batch: KAlloc | null;
   upages: KAlloc | null;
+  /** how many struct page pointers upages holds (upages_len / sizeof(struct page *)) */
+  upages_cap: number;
 }
+
+/** temp_kmalloc's ceiling (TEMP_MEMORY_LIMIT): at most 8192 struct page pointers per pin call */
+const TEMP_MEMORY_LIMIT = 65536;
 
 /** Is `index` held by an area stored in a domain (in domains_itree)? Then its pin stays. */
 function stored_in_domain(pages: IoptPages, index: number): boolean {
@@ -171,10 +173,7 @@ function stored_in_domain(pages: IoptPages, index: number): boolean {
 }
 
 function unpin_page(pages: IoptPages, index: number): void {
-  const pin = pages.pinned.get(index);
-  if (!pin) pages.k.sim.oops(`unpin_user_page: index ${index} is not pinned`);
-  pages.pinned.delete(index);
-  pages.k.sim.leaks.release('pin', pin.handle);
+  if (!pages.pinned.unpin(index)) pages.k.sim.oops(`unpin_user_page: index ${index} is not pinned`);
   pages.npinned--;
 }
 
@@ -182,47 +181,54 @@ function unpin_page(pages: IoptPages, index: number): void {
 function pfn_reader_first(pages: IoptPages, start_index: number, last_index: number): PfnReader | number {
   const k = pages.k;
   return k.sim.call(FN.reader_first, () => {
-    const pfns: PfnReader = { pages, start_index, pfns: [], pinned_here: [], batch: null, upages: null };
+    const pfns: PfnReader = { pages, start_index, pfns: new Int32Array(last_index - start_index + 1), pinned_here: [], batch: null, upages: null, upages_cap: 0 };
     // batch_init: temp_kmalloc of the pfn batch (iommufd_should_fail + kmalloc)
     pfns.batch = kzalloc(k, 'pfn_batch');
     if (!pfns.batch) return -ENOMEM;
-    for (let index = start_index; index <= last_index; index++) {
-      const held = pages.pinned.get(index);
-      if (held) {
+    let index = start_index;
+    while (index <= last_index) {
+      const held = pages.pinned.pfnAt(index);
+      if (held >= 0) {
         // batch_from_domain: the storage domain holds it (iommu_iova_to_phys there)
-        pfns.pfns.push(held.pfn);
+        pfns.pfns[index - start_index] = held;
+        index++;
         continue;
       }
-      const rc = pfn_reader_user_pin(pfns, index);
-      if (rc) {
+      // a hole: the indices up to the next held one are pinned from the source mm
+      let hole_last = index;
+      while (hole_last < last_index && pages.pinned.pfnAt(hole_last + 1) < 0) hole_last++;
+      const rc = pfn_reader_user_pin(pfns, index, hole_last);
+      if (rc < 0) {
         pfn_reader_destroy(pfns);
         return rc;
       }
+      index += rc;
     }
     return pfns;
   });
 }
 
-/** pin_user_pages_fast of one page of the source mm (FOLL_LONGTERM). */
-function pfn_reader_user_pin(pfns: PfnReader, index: number): number {
+/**
+ * pfn_reader_user_pin: one pin_user_pages_fast (FOLL_LONGTERM) of as much of [start_index,
+ * last_index] as upages holds. Returns how many pages it pinned, or an errno.
+ */
+function pfn_reader_user_pin(pfns: PfnReader, start_index: number, last_index: number): number {
   const pages = pfns.pages;
   const k = pages.k;
   return k.sim.call(FN.user_pin, () => {
     if (!pfns.upages) {
-      // the struct page * array, allocated on the first pin
+      // the struct page * array, allocated on the first pin (temp_kmalloc: at most 64 KiB)
       pfns.upages = kzalloc(k, 'pfn_reader_user upages');
       if (!pfns.upages) return -ENOMEM;
+      pfns.upages_cap = Math.min(last_index - start_index + 1, TEMP_MEMORY_LIMIT / 8);
     }
-    const va = pages.uptr + index * PAGE_SIZE;
-    const pfn = pages.source_mm.pfnOf(va);
-    if (pfn < 0) return -EFAULT;
-    k.sim.charge(P.pinPage);
-    const handle = k.sim.leaks.track('pin', `${pages.source_mm.name} va 0x${va.toString(16)} pfn 0x${pfn.toString(16)}`);
-    pages.pinned.set(index, { pfn, handle });
-    pages.npinned++;
-    pfns.pinned_here.push(index);
-    pfns.pfns.push(pfn);
-    return 0;
+    const npages = Math.min(last_index - start_index + 1, pfns.upages_cap);
+    const rc = pin_user_pages_fast(k, pages.source_mm, pages.uptr + start_index * PAGE_SIZE, npages, pages.pinned, start_index);
+    if (rc < 0) return rc;
+    for (let i = 0; i < rc; i++) pfns.pfns[start_index + i - pfns.start_index] = pages.pinned.pfnAt(start_index + i);
+    pages.npinned += rc;
+    pfns.pinned_here.push(start_index, rc);
+    return rc;
   });
 }
 
@@ -239,7 +245,8 @@ function do_update_pinned(pages: IoptPages): void {
 function pfn_reader_destroy(pfns: PfnReader): void {
   const pages = pfns.pages;
   pages.k.sim.call(FN.reader_destroy, () => {
-    for (const index of pfns.pinned_here) unpin_page(pages, index);
+    const runs = pfns.pinned_here;
+    for (let r = 0; r < runs.length; r += 2) for (let i = 0; i < runs[r + 1]!; i++) unpin_page(pages, runs[r]! + i);
     pfns.pinned_here = [];
     kfree(pages.k, pfns.upages);
     kfree(pages.k, pfns.batch);

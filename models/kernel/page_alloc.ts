@@ -22,8 +22,9 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
  * the seeded RNG: the seed changes page placement, never meaning (DESIGN principle 8).
  */
 export class PageAllocator {
-  /** free frames, in no order; pos[pfn - first] is a frame's index here, −1 when allocated */
-  private readonly free: number[];
+  /** free frames in free[0, nfree), in no order; pos[pfn - first] is a frame's index there, −1 when allocated */
+  private readonly free: Float64Array;
+  private nfree: number;
   private readonly pos: Int32Array;
 
   constructor(
@@ -32,20 +33,24 @@ export class PageAllocator {
     private readonly firstPfn: number,
     private readonly nrFrames: number,
   ) {
-    this.free = Array.from({ length: nrFrames }, (_, i) => firstPfn + i);
-    this.pos = Int32Array.from({ length: nrFrames }, (_, i) => i);
+    this.free = new Float64Array(nrFrames);
+    this.nfree = nrFrames;
+    this.pos = new Int32Array(nrFrames);
+    for (let i = 0; i < nrFrames; i++) {
+      this.free[i] = firstPfn + i;
+      this.pos[i] = i;
+    }
   }
 
   get nrFree(): number {
-    return this.free.length;
+    return this.nfree;
   }
 
   private take(pfn: number, owner: string, index: number): void {
     const i = this.pos[pfn - this.firstPfn]!;
-    const last = this.free[this.free.length - 1]!;
+    const last = this.free[--this.nfree]!;
     this.free[i] = last;
     this.pos[last - this.firstPfn] = i;
-    this.free.pop();
     this.pos[pfn - this.firstPfn] = -1;
     this.mem.zeroPage(pfn);
     this.mem.setOwner(pfn, owner, index);
@@ -58,8 +63,8 @@ export class PageAllocator {
 
   /** alloc_page: returns a pfn or −1 when out of memory. Frames come zeroed. */
   allocPage(owner: string, index: number): number {
-    if (this.free.length === 0) return -1;
-    const pfn = this.free[this.sim.rng.int(this.free.length)]!;
+    if (this.nfree === 0) return -1;
+    const pfn = this.free[this.sim.rng.int(this.nfree)]!;
     this.take(pfn, owner, index);
     return pfn;
   }
@@ -71,9 +76,9 @@ export class PageAllocator {
   allocContiguous(owner: string, n: number, alignPages = 1, firstIndex = 0): number {
     const lo = Math.ceil(this.firstPfn / alignPages);
     const hi = Math.floor((this.firstPfn + this.nrFrames - n) / alignPages);
-    if (hi < lo || this.free.length < n) return -1;
+    if (hi < lo || this.nfree < n) return -1;
     for (let attempt = 0; attempt < 64; attempt++) {
-      const start = alignPages === 1 ? this.free[this.sim.rng.int(this.free.length)]! : (lo + this.sim.rng.int(hi - lo + 1)) * alignPages;
+      const start = alignPages === 1 ? this.free[this.sim.rng.int(this.nfree)]! : (lo + this.sim.rng.int(hi - lo + 1)) * alignPages;
       let ok = true;
       for (let i = 0; i < n && ok; i++) ok = this.isFree(start + i);
       if (!ok) continue;
@@ -86,8 +91,8 @@ export class PageAllocator {
   freePage(pfn: number): void {
     if (this.isFree(pfn)) throw new Error(`free_page: pfn 0x${pfn.toString(16)} is already free`);
     this.mem.setOwner(pfn, null, 0);
-    this.pos[pfn - this.firstPfn] = this.free.length;
-    this.free.push(pfn);
+    this.pos[pfn - this.firstPfn] = this.nfree;
+    this.free[this.nfree++] = pfn;
   }
 }
 

@@ -3,6 +3,7 @@ import type { Device } from '../kernel/device.ts';
 import { EEXIST, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, ENOSPC, ENOTTY, EOPNOTSUPP, IS_ERR } from '../kernel/errno.ts';
 import { _IO } from '../kernel/ioctl.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import { PinnedPages } from '../kernel/gup.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
 import { uptr, type UserPtr } from '../kernel/mm.ts';
 import type { Task } from '../kernel/process.ts';
@@ -162,11 +163,6 @@ interface VfioDomain {
   readonly alloc: KAlloc;
 }
 
-interface VfioPin {
-  readonly pfn: number;
-  readonly handle: number;
-}
-
 /** struct vfio_dma: one MAP_DMA, its pages pinned from the mapping task's mm */
 export interface VfioDma {
   readonly iova: number;
@@ -174,8 +170,8 @@ export interface VfioDma {
   size: number;
   readonly prot: number;
   readonly task: Task;
-  /** page index → pinned pfn */
-  readonly pins: Map<number, VfioPin>;
+  /** the pages pinned now, by index from vaddr */
+  readonly pins: PinnedPages;
   iommu_mapped: boolean;
   readonly alloc: KAlloc;
 }
@@ -232,8 +228,7 @@ function vfio_pin_pages_remote(k: Kernel, dma: VfioDma, vaddr: number, npage: nu
       const pfn = mm.pfnOf(va);
       if (pfn !== first + n) break;
       k.sim.charge(P.pinPage);
-      const idx = (va - dma.vaddr) / PAGE_SIZE;
-      dma.pins.set(idx, { pfn, handle: k.sim.leaks.track('pin', `vfio ${mm.name} va 0x${va.toString(16)} pfn 0x${pfn.toString(16)}`) });
+      dma.pins.pin((va - dma.vaddr) / PAGE_SIZE, pfn);
       n++;
     }
     vfio_lock_acct(k, dma, n);
@@ -242,13 +237,7 @@ function vfio_pin_pages_remote(k: Kernel, dma: VfioDma, vaddr: number, npage: nu
 }
 
 function unpin_range(k: Kernel, dma: VfioDma, fromIdx: number, npage: number): void {
-  for (let i = fromIdx; i < fromIdx + npage; i++) {
-    const pin = dma.pins.get(i);
-    if (!pin) continue;
-    dma.pins.delete(i);
-    k.sim.leaks.release('pin', pin.handle);
-  }
-  vfio_lock_acct(k, dma, -npage);
+  vfio_lock_acct(k, dma, -dma.pins.unpinRange(fromIdx, npage));
 }
 
 function vfio_iommu_map(iommu: VfioIommu, iova: number, pfn: number, npage: number, prot: number): number {
@@ -342,7 +331,7 @@ function vfio_dma_do_map(iommu: VfioIommu, map: { flags: number; vaddr: number; 
       else {
         iommu.dma_avail--;
         // dma->task = current->group_leader: pins and accounting follow the mapping process
-        const dma: VfioDma = { iova, vaddr, size: 0, prot, task: k.cur(), pins: new Map(), iommu_mapped: false, alloc };
+        const dma: VfioDma = { iova, vaddr, size: 0, prot, task: k.cur(), pins: new PinnedPages(k, vaddr, size / PAGE_SIZE, `vfio ${k.cur().mm.name}`), iommu_mapped: false, alloc };
         const at = iommu.dma_list.findIndex((d) => d.iova > iova);
         iommu.dma_list.splice(at < 0 ? iommu.dma_list.length : at, 0, dma);
         if (!iommu.domain_list.length) dma.size = size;
@@ -759,10 +748,11 @@ function vfio_iommu_replay(iommu: VfioIommu, domain: VfioDomain): number {
   return k.sim.call(FN.replay, () => {
     for (const dma of iommu.dma_list) {
       if (dma.iommu_mapped) {
-        for (const [idx, pin] of dma.pins) {
-          const ret = iommu.core.iommu_map(domain.domain, dma.iova + idx * PAGE_SIZE, pin.pfn * PAGE_SIZE, PAGE_SIZE, dma.prot | domain.prot);
-          if (ret) return ret;
-        }
+        let ret = 0;
+        dma.pins.forEach((idx, pfn) => {
+          if (!ret) ret = iommu.core.iommu_map(domain.domain, dma.iova + idx * PAGE_SIZE, pfn * PAGE_SIZE, PAGE_SIZE, dma.prot | domain.prot);
+        });
+        if (ret) return ret;
       }
     }
     for (const dma of iommu.dma_list) dma.iommu_mapped = true;

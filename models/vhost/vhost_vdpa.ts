@@ -1,7 +1,7 @@
 import { kfn, type KFn } from '../../sim/index.ts';
 import { EBUSY, EEXIST, EFAULT, EINVAL, ENOMEM, ENOTTY, EOPNOTSUPP, EPERM, IS_ERR } from '../kernel/errno.ts';
 import type { File, FileOperations } from '../kernel/files.ts';
-import { pin_user_pages, unpin_user_pages, type PinnedPage } from '../kernel/gup.ts';
+import { PinnedPages, pin_user_pages, unpin_user_pages } from '../kernel/gup.ts';
 import { _IO, _IOR, _IOW, _IOWR, hexCmd } from '../kernel/ioctl.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
@@ -97,7 +97,7 @@ const VHOST_VDPA_BACKEND_FEATURES = (1n << 1n) | (1n << 2n) | (1n << 3n);
 interface IotlbMap {
   readonly iova: number;
   readonly size: number;
-  readonly pins: PinnedPage[];
+  readonly pins: PinnedPages;
   readonly alloc: KAlloc;
 }
 
@@ -348,19 +348,20 @@ function vhost_vdpa_pa_map(k: Kernel, v: VhostVdpa, asid: number, dom: IommuDoma
     if (iova % 4096 || uaddr % 4096 || size % 4096) return -EINVAL;
     const alloc = kzalloc(k, 'vhost_iotlb_map');
     if (!alloc) return -ENOMEM;
-    const pins: PinnedPage[] = [];
-    const n = pin_user_pages(k, v.owner!, uaddr, size / 4096, pins);
-    if (n < 0 || n < size / 4096) {
+    const npages = size / 4096;
+    const pins = new PinnedPages(k, uaddr, npages, `vhost-vdpa ${v.owner!.name}`);
+    const n = pin_user_pages(k, v.owner!, uaddr, npages, pins);
+    if (n < 0 || n < npages) {
       unpin_user_pages(k, pins);
       kfree(k, alloc);
       return n < 0 ? n : -EFAULT;
     }
     const prot = (perm & VHOST_ACCESS_RO ? IOMMU_READ : 0) | (perm & VHOST_ACCESS_WO ? IOMMU_WRITE : 0);
     let done = 0;
-    while (done < pins.length) {
+    while (done < npages) {
       let run = 1;
-      while (done + run < pins.length && pins[done + run]!.pfn === pins[done]!.pfn + run) run++;
-      const r = v.core.iommu_map(dom, iova + done * 4096, pins[done]!.pfn * 4096, run * 4096, prot);
+      while (done + run < npages && pins.pfnAt(done + run) === pins.pfnAt(done) + run) run++;
+      const r = v.core.iommu_map(dom, iova + done * 4096, pins.pfnAt(done) * 4096, run * 4096, prot);
       if (r) {
         if (done) v.core.iommu_unmap(dom, iova, done * 4096);
         unpin_user_pages(k, pins);
@@ -369,7 +370,7 @@ function vhost_vdpa_pa_map(k: Kernel, v: VhostVdpa, asid: number, dom: IommuDoma
       }
       done += run;
     }
-    v.owner!.pinnedPages += pins.length;
+    v.owner!.pinnedPages += npages;
     const maps = v.iotlb.get(asid) ?? [];
     maps.push({ iova, size, pins, alloc });
     v.iotlb.set(asid, maps);
@@ -387,8 +388,8 @@ function vhost_vdpa_unmap(k: Kernel, v: VhostVdpa, asid: number, start: number, 
       const m = maps[i]!;
       if (m.iova < start || m.iova + m.size > end) continue;
       if (dom) v.core.iommu_unmap(dom, m.iova, m.size);
+      if (v.owner) v.owner.pinnedPages -= m.pins.count;
       unpin_user_pages(k, m.pins);
-      if (v.owner) v.owner.pinnedPages -= m.pins.length;
       kfree(k, m.alloc);
       maps.splice(i, 1);
     }

@@ -204,10 +204,11 @@ function runSerialStep(run: StackRun, fs: FlatStep): StepResult {
     thrown = e;
   }
   // close the step on every thread even after an oops, then let the oops go on
-  const recs = threads.map((t) => m.sim.endStep(t));
+  // the threads that did not run during the step (most device threads) recorded nothing
+  const recs = threads.map((t) => (t === main ? m.sim.endStep(t) : m.sim.endStepIfRan(t)));
   if (thrown) throw thrown;
-  const merged = recs.find((r) => r.thread === main.name)!;
-  for (const r of recs) if (r !== merged) mergeRecording(merged, r);
+  const merged = recs[threads.indexOf(main)]!;
+  for (const r of recs) if (r && r !== merged) mergeRecording(merged, r);
   return judge(run, fs, merged, outcome);
 }
 

@@ -1,7 +1,11 @@
 import { LeakError } from './oops.ts';
 
-/** One live entry: a label and how many resources it stands for (1 unless counted). */
-interface Entry {
+/**
+ * A counted entry its owner keeps: the owner adds and subtracts on `n` directly (no lookup per
+ * resource) and ends the entry with `LeakTracker.drop` when it no longer holds any.
+ */
+export interface LeakCount {
+  readonly kind: string;
   readonly label: string;
   n: number;
 }
@@ -12,64 +16,56 @@ interface Entry {
  *
  * An entry usually stands for one resource (`track`/`release`). Where resources come by the
  * thousand and their owner keeps them in a typed array (the pages one mapping pinned), one counted
- * entry names the owner and carries how many are live (`trackMany`/`adjust`), so tracking costs no
- * allocation per resource.
+ * entry names the owner and carries how many are live (`counted`/`drop`), so tracking costs no
+ * allocation or lookup per resource.
  */
 export class LeakTracker {
-  private readonly live = new Map<string, Map<number, Entry>>();
-  private readonly totals = new Map<string, number>();
+  private readonly live = new Map<string, Map<number, string>>();
+  private readonly counts = new Map<string, Set<LeakCount>>();
   private nextHandle = 1;
 
   /** Records one live resource; returns the handle to release it with. */
   track(kind: string, label: string): number {
-    return this.trackMany(kind, label, 1);
-  }
-
-  /** Records `n` (> 0) live resources under one label; `adjust` changes how many. */
-  trackMany(kind: string, label: string, n: number): number {
-    if (!(n > 0)) throw new LeakError(`leak tracker: ${kind} '${label}' tracked with count ${n}`);
     let m = this.live.get(kind);
     if (!m) this.live.set(kind, (m = new Map()));
     const h = this.nextHandle++;
-    m.set(h, { label, n });
-    this.totals.set(kind, (this.totals.get(kind) ?? 0) + n);
+    m.set(h, label);
     return h;
   }
 
-  /**
-   * Adds `delta` (may be negative) to a counted entry; the entry ends when its count reaches 0.
-   * Returns the count left. Going below zero is a double free.
-   */
-  adjust(kind: string, handle: number, delta: number): number {
-    const m = this.live.get(kind);
-    const e = m?.get(handle);
-    if (!m || !e || e.n + delta < 0) {
-      throw new LeakError(`leak tracker: ${kind} handle ${handle} adjusted by ${delta} below zero or not live (double free?)`);
-    }
-    e.n += delta;
-    this.totals.set(kind, this.totals.get(kind)! + delta);
-    if (e.n === 0) m.delete(handle);
-    return e.n;
-  }
-
-  /** Ends an entry, whatever its count. */
   release(kind: string, handle: number): void {
     const m = this.live.get(kind);
-    const e = m?.get(handle);
-    if (!m || !e) throw new LeakError(`leak tracker: release of ${kind} handle ${handle} that is not live (double free?)`);
-    m.delete(handle);
-    this.totals.set(kind, this.totals.get(kind)! - e.n);
+    if (!m || !m.delete(handle)) {
+      throw new LeakError(`leak tracker: release of ${kind} handle ${handle} that is not live (double free?)`);
+    }
+  }
+
+  /** A counted entry of `kind`, starting at 0, for its owner to count on. */
+  counted(kind: string, label: string): LeakCount {
+    let set = this.counts.get(kind);
+    if (!set) this.counts.set(kind, (set = new Set()));
+    const c: LeakCount = { kind, label, n: 0 };
+    set.add(c);
+    return c;
+  }
+
+  /** Ends a counted entry; it must be at zero (a count left over is a leak the owner forgot). */
+  drop(c: LeakCount): void {
+    if (c.n !== 0) throw new LeakError(`leak tracker: ${c.kind} '${c.label}' dropped with ${c.n} live`);
+    if (!this.counts.get(c.kind)?.delete(c)) throw new LeakError(`leak tracker: ${c.kind} '${c.label}' dropped twice`);
   }
 
   count(kind: string): number {
-    return this.totals.get(kind) ?? 0;
+    let n = this.live.get(kind)?.size ?? 0;
+    for (const c of this.counts.get(kind) ?? []) n += c.n;
+    return n;
   }
 
   /** live counts by kind, kinds with zero omitted, sorted by kind */
   snapshot(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const k of [...this.totals.keys()].sort()) {
-      const n = this.totals.get(k)!;
+    for (const k of [...new Set([...this.live.keys(), ...this.counts.keys()])].sort()) {
+      const n = this.count(k);
       if (n) out[k] = n;
     }
     return out;
@@ -79,10 +75,14 @@ export class LeakTracker {
   assertClean(context = 'teardown'): void {
     const leaks: string[] = [];
     let total = 0;
-    for (const [kind, m] of [...this.live].sort((a, b) => a[0].localeCompare(b[0]))) {
-      for (const e of m.values()) {
-        leaks.push(e.n === 1 ? `${kind}: ${e.label}` : `${kind}: ${e.label} (${e.n})`);
-        total += e.n;
+    const kinds = [...new Set([...this.live.keys(), ...this.counts.keys()])].sort();
+    for (const kind of kinds) {
+      for (const label of this.live.get(kind)?.values() ?? []) leaks.push(`${kind}: ${label}`);
+      total += this.live.get(kind)?.size ?? 0;
+      for (const c of this.counts.get(kind) ?? []) {
+        if (!c.n) continue;
+        leaks.push(`${kind}: ${c.label} (${c.n})`);
+        total += c.n;
       }
     }
     if (leaks.length) throw new LeakError(`${context}: ${total} leaked\n  ${leaks.join('\n  ')}`);

@@ -31,6 +31,8 @@ export class Sim {
   readonly leaks = new LeakTracker();
   readonly prices: PriceVector;
   private readonly stepOf: (StepRecording | undefined)[] = [];
+  /** steps opened on a thread that has not run since: the recording is made when it first runs */
+  private readonly pendingOf: ({ path: string; label: string; startNs: number } | undefined)[] = [];
   private readonly sinkOf: (TraceBuffer | undefined)[] = [];
   /** spans outside any step are not kept */
   private readonly idleSink = new TraceBuffer(true);
@@ -41,7 +43,7 @@ export class Sim {
     this.prices = opts.clockPrices ?? pricesAt(DEFAULT_COSTS, 'default');
     this.tracer.sink = this.idleSink;
     this.sched.onSwitch = (t) => {
-      const r = this.stepOf[t.id];
+      const r = this.recordingOf(t);
       this.recorder.current = r ?? this.recorder.unattributed;
       this.tracer.sink = this.sinkOf[t.id] ?? this.idleSink;
     };
@@ -123,16 +125,45 @@ export class Sim {
     this.recorder.lock(res.name, held, 0);
   }
 
-  /** Opens a step on a thread: its charges, copies and spans accumulate until endStep. */
+  /**
+   * Opens a step on a thread: its charges, copies and spans accumulate until endStep. The
+   * recording is made when the thread first runs, so the many threads a step might wake (one per
+   * device) cost nothing when they stay idle.
+   */
   beginStep(t: SimThread, path: string, label: string): void {
-    if (this.stepOf[t.id]) throw new Error(`step ${this.stepOf[t.id]!.path} still open on ${t.name}`);
-    const r = this.recorder.open(path, label, t.name, t.clock);
-    this.stepOf[t.id] = r;
-    this.sinkOf[t.id] = r.traceBuf;
+    if (this.stepOf[t.id] || this.pendingOf[t.id]) throw new Error(`step ${(this.stepOf[t.id] ?? this.pendingOf[t.id])!.path} still open on ${t.name}`);
+    this.pendingOf[t.id] = { path, label, startNs: t.clock };
     if (t === this.sched.current) this.sched.onSwitch?.(t);
   }
 
+  /** The thread's open step, made on first use; undefined when no step is open. */
+  private recordingOf(t: SimThread): StepRecording | undefined {
+    const r = this.stepOf[t.id];
+    if (r) return r;
+    const p = this.pendingOf[t.id];
+    if (!p) return undefined;
+    const made = this.recorder.open(p.path, p.label, t.name, p.startNs);
+    this.pendingOf[t.id] = undefined;
+    this.stepOf[t.id] = made;
+    this.sinkOf[t.id] = made.traceBuf;
+    return made;
+  }
+
+  /** Closes the step open on `t` and returns its recording (empty when the thread never ran). */
   endStep(t: SimThread): StepRecording {
+    this.recordingOf(t);
+    return this.endStepIfRan(t)!;
+  }
+
+  /**
+   * Closes the step open on `t`: its recording, or null when the thread did not run during it.
+   * A thread with no step open is an error.
+   */
+  endStepIfRan(t: SimThread): StepRecording | null {
+    if (this.pendingOf[t.id]) {
+      this.pendingOf[t.id] = undefined;
+      return null;
+    }
     const r = this.stepOf[t.id];
     if (!r) throw new Error(`no step open on ${t.name}`);
     r.endNs = t.clock;

@@ -65,6 +65,10 @@ export class GuestMemory extends PhysicalMemory {
 
   // ---- CPU-side (the guest kernel, the VMM's emulation) ---------------------------------------
 
+  override holdsData(pa: number): boolean {
+    return this.host.holdsData(this.hpa(pa));
+  }
+
   override readU8(pa: number): number {
     return this.host.readU8(this.hpa(pa));
   }

@@ -19,6 +19,9 @@ const PAGE_SHIFT = 12;
 const PAGE_SIZE = 4096;
 const WORDS_PER_PAGE = 1024;
 const TWO_POW_32 = 4294967296;
+/** page labels pack (offset, region id) in one exact double: 2^16 regions, offsets below 2^37 */
+const REGION_IDS = 65536;
+const MAX_REGION_OFFSET = 2 ** 37;
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('memory.ts assumes a little-endian host (typed arrays use host byte order)');
@@ -58,7 +61,13 @@ export class PhysicalMemory {
   private lastPfn = -1;
   private lastBase = 0;
   private labels: LabelRange[] = [];
-  private readonly pageLabels = new Map<number, OwnerLabel>();
+  /** per-frame labels, packed as regionOffset × REGION_IDS + region id + 1 (0: none) */
+  private readonly pageLabels = new Map<number, number>();
+  /** the same for the frames an allocator hands out, in a dense array (see `ownerWindow`) */
+  private windowLabels = new Float64Array(0);
+  private windowFirst = 0;
+  private readonly regionIds = new Map<string, number>();
+  private readonly regionNames: string[] = [];
 
   constructor(opts: { addressBits?: number; initialPages?: number } = {}) {
     this.addressBits = opts.addressBits ?? 52;
@@ -268,16 +277,26 @@ export class PhysicalMemory {
     for (let i = 0; i < data.length; i++) this.writeU8(pa + i, data[i]!);
   }
 
+  /** Was the page of `pa` ever written? A page that was not reads as zeros. */
+  holdsData(pa: number): boolean {
+    return this.pageBase(Math.floor(pa / PAGE_SIZE)) >= 0;
+  }
+
   /** Zero a page only if it holds data: an untouched page already reads as zeros. */
   clearPage(pfn: number): void {
     const base = this.pageBase(pfn);
     if (base >= 0) this.words.fill(0, base, base + WORDS_PER_PAGE);
   }
 
-  /** Zero a whole page (e.g. a freshly allocated table page). */
+  /**
+   * Zero a whole page (e.g. a freshly allocated table page). A page never written already reads as
+   * zeros and stays unallocated, so handing out a fresh frame costs no memory until it is written.
+   */
   zeroPage(pfn: number): void {
-    const base = this.ensurePage(pfn);
-    this.words.fill(0, base, base + WORDS_PER_PAGE);
+    if (pfn < 0 || pfn >= 2 ** (this.addressBits - PAGE_SHIFT)) {
+      throw new RangeError(`physical address 0x${(pfn * PAGE_SIZE).toString(16)} beyond ${this.addressBits} bits`);
+    }
+    this.clearPage(pfn);
   }
 
   // ---- owner labels ------------------------------------------------------------------------
@@ -301,14 +320,52 @@ export class PhysicalMemory {
    * pages of one region across memory, so per-frame labels are kept in a map, not in the ranges.
    */
   setPageOwner(pfn: number, region: string | null, regionOffset = 0): void {
-    if (region === null) this.pageLabels.delete(pfn);
-    else this.pageLabels.set(pfn, { region, offset: regionOffset });
+    const w = pfn - this.windowFirst;
+    const inWindow = w >= 0 && w < this.windowLabels.length;
+    if (region === null) {
+      if (inWindow) this.windowLabels[w] = 0;
+      else this.pageLabels.delete(pfn);
+      return;
+    }
+    let id = this.regionIds.get(region);
+    if (id === undefined) {
+      id = this.regionNames.push(region) - 1;
+      if (id >= REGION_IDS) throw new RangeError(`more than ${REGION_IDS} page-owner regions`);
+      this.regionIds.set(region, id);
+    }
+    if (!(regionOffset >= 0 && regionOffset < MAX_REGION_OFFSET)) throw new RangeError(`page-owner offset 0x${regionOffset.toString(16)} of ${region} out of range`);
+    const packed = regionOffset * REGION_IDS + id + 1;
+    if (inWindow) this.windowLabels[w] = packed;
+    else this.pageLabels.set(pfn, packed);
+  }
+
+  /**
+   * Keeps the labels of frames [firstPfn, firstPfn + n) in a dense array rather than the map: the
+   * range a page allocator hands out, labelled and cleared once per allocation.
+   */
+  ownerWindow(firstPfn: number, n: number): void {
+    const next = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const old = this.pageLabels.get(firstPfn + i);
+      if (old !== undefined) {
+        next[i] = old;
+        this.pageLabels.delete(firstPfn + i);
+      }
+    }
+    for (let i = 0; i < this.windowLabels.length; i++) if (this.windowLabels[i]) this.pageLabels.set(this.windowFirst + i, this.windowLabels[i]!);
+    this.windowLabels = next;
+    this.windowFirst = firstPfn;
   }
 
   /** The owner of `pa`, or undefined when no label covers it. */
   owner(pa: number): OwnerLabel | undefined {
-    const pl = this.pageLabels.get(Math.floor(pa / PAGE_SIZE));
-    if (pl) return { region: pl.region, offset: pl.offset + (pa % PAGE_SIZE) };
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const w = pfn - this.windowFirst;
+    const pl = (w >= 0 && w < this.windowLabels.length ? this.windowLabels[w] : this.pageLabels.get(pfn)) ?? 0;
+    if (pl) {
+      const id = (pl - 1) % REGION_IDS;
+      return { region: this.regionNames[id]!, offset: (pl - 1 - id) / REGION_IDS + (pa % PAGE_SIZE) };
+    }
     const ls = this.labels;
     let lo = 0;
     let hi = ls.length - 1;

@@ -1,4 +1,4 @@
-import { P, kfn, type KFn } from '../../sim/index.ts';
+import { P, kfn, type KFn, type LeakCount } from '../../sim/index.ts';
 import { EFAULT } from './errno.ts';
 import type { Kernel } from './kernel.ts';
 import type { Mm } from './mm.ts';
@@ -38,8 +38,7 @@ const FN_UNPIN: KFn = kfn({
  */
 export class PinnedPages {
   private pfns = new Int32Array(0);
-  private live = 0;
-  private handle = 0;
+  private leak: LeakCount | null = null;
 
   constructor(
     private readonly k: Kernel,
@@ -52,7 +51,7 @@ export class PinnedPages {
 
   /** pages pinned now */
   get count(): number {
-    return this.live;
+    return this.leak?.n ?? 0;
   }
 
   /** the frame pinned at `index`, or −1 */
@@ -66,17 +65,17 @@ export class PinnedPages {
     if (index >= this.pfns.length) this.grow(index);
     if (this.pfns[index] !== -1) this.k.sim.oops(`${this.label()}: page ${index} pinned twice`);
     this.pfns[index] = pfn;
-    this.live++;
-    if (this.handle === 0) this.handle = this.k.sim.leaks.trackMany('pin', this.label(), 1);
-    else this.k.sim.leaks.adjust('pin', this.handle, 1);
+    (this.leak ??= this.k.sim.leaks.counted('pin', this.label())).n++;
   }
 
   /** Drops the pin of page `index`; returns false when it was not pinned. */
   unpin(index: number): boolean {
     if (this.pfnAt(index) === -1) return false;
     this.pfns[index] = -1;
-    this.live--;
-    if (this.k.sim.leaks.adjust('pin', this.handle, -1) === 0) this.handle = 0;
+    if (--this.leak!.n === 0) {
+      this.k.sim.leaks.drop(this.leak!);
+      this.leak = null;
+    }
     return true;
   }
 

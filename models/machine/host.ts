@@ -34,7 +34,7 @@ export interface HostDevice {
 
 export class HostMachine {
   readonly sim: Sim;
-  readonly mem = new PhysicalMemory({ initialPages: 1024 });
+  readonly mem = new PhysicalMemory({ initialPages: 256 });
   readonly vtd: Vtd;
   readonly k: Kernel;
   readonly sys: Syscalls;
@@ -50,7 +50,9 @@ export class HostMachine {
     this.sim = new Sim(opts);
     this.vtd = new Vtd(this.mem, { name: 'dmar0', ...(opts.caps ? { caps: opts.caps } : {}) });
     this.vtd.sim = this.sim;
-    this.k = new Kernel(this.sim, hostMemoryOf(this.mem), { firstPfn: 0x100, nrFrames: opts.frames ?? 1 << 20 });
+    const frames = { firstPfn: 0x100, nrFrames: opts.frames ?? 1 << 20 };
+    this.mem.ownerWindow(frames.firstPfn, frames.nrFrames);
+    this.k = new Kernel(this.sim, hostMemoryOf(this.mem), frames);
     this.sys = new Syscalls(this.k);
     this.core = new IommuCore(this.k);
     this.iopf = new IoPgfault(this.k, this.core);

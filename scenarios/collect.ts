@@ -5,7 +5,7 @@ import {
   primitiveCount,
   primitivesJson,
   spanTreeJson,
-  treeMetrics,
+  bufferMetrics,
   type PriceVector,
   type StepRecording,
 } from '../sim/index.ts';
@@ -21,7 +21,7 @@ export function stepResult(
   prices: PriceVector,
   meta: { path: string; op: string; line: number; keepTrace: boolean },
 ): StepResult {
-  const tm = treeMetrics(rec.trace);
+  const tm = bufferMetrics([rec.traceBuf, ...rec.mergedBufs]);
   const byLayer = priceByLayer(rec, prices);
   const r: StepResult = {
     path: meta.path,
@@ -96,5 +96,5 @@ export function mergeRecording(into: StepRecording, from: StepRecording): void {
   }
   into.contentionNs += from.contentionNs;
   for (const [n, c] of from.counters) into.counters.set(n, (into.counters.get(n) ?? 0) + c);
-  into.trace.push(...from.trace);
+  into.mergedBufs.push(from.traceBuf, ...from.mergedBufs);
 }

@@ -48,7 +48,9 @@ export interface StepRecording {
   counters: Map<string, number>;
   /** the step's spans, recorded flat */
   readonly traceBuf: TraceBuffer;
-  /** the step's call tree, built from traceBuf when first read */
+  /** spans other threads recorded during the step, merged in (mergeRecording) */
+  readonly mergedBufs: TraceBuffer[];
+  /** the step's call forest (traceBuf's trees, then the merged ones), built when read */
   readonly trace: Span[];
   /** the ioctls in progress on this step's thread (internal) */
   readonly ioctlStack: IoctlRecord[];
@@ -74,8 +76,10 @@ function newRecording(path: string, label: string, thread: string, now: number):
     contentionNs: 0,
     counters: new Map(),
     traceBuf: new TraceBuffer(),
+    mergedBufs: [],
     get trace(): Span[] {
-      return this.traceBuf.spans();
+      const own = this.traceBuf.spans();
+      return this.mergedBufs.length ? own.concat(...this.mergedBufs.map((b) => b.spans())) : own;
     },
     ioctlStack: [],
   };

@@ -116,6 +116,19 @@ export class TraceBuffer {
     this.parent = p;
   }
 
+  fnAt(i: number): KFn {
+    return this.fns[i]!;
+  }
+
+  /** the parent span's index in this buffer, −1 for a root */
+  parentAt(i: number): number {
+    return this.parent[i]!;
+  }
+
+  opAt(i: number): string | undefined {
+    return this.ops.size ? this.ops.get(i) : undefined;
+  }
+
   /** The spans as a tree (roots in order), built once per change. */
   spans(): Span[] {
     if (this.tree) return this.tree;

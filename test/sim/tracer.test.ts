@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { P, Sim, functionGraph, spanTreeJson, treeMetrics, type KFn, type Span } from '../../sim/index.ts';
+import { P, Sim, bufferMetrics, functionGraph, spanTreeJson, treeMetrics, type KFn, type Span } from '../../sim/index.ts';
 
 const posted = { kind: 'posted', source: '[Patch v8 04/10]' } as const;
 const merged = { kind: 'merged', source: 'drivers/vfio/vfio.c @ v5.12' } as const;
@@ -46,6 +46,26 @@ describe('trace metrics', () => {
     const ucmd: KFn = { name: 'iommufd_hwpt_alloc', layer: 'iommufd', sig: 'int iommufd_hwpt_alloc(struct iommufd_ucmd *ucmd)', prov: merged, uapi: { param: 'ucmd->cmd', ctype: 'struct iommu_hwpt_alloc *' } };
     const entry: KFn = { ...unl, name: 'iommufd_fops_ioctl', layer: 'iommufd' };
     expect(treeMetrics([node(sys, 0, 9, [node(entry, 1, 8, [leaf(ucmd, 2, 7)])])]).typeErasureHops).toBe(0);
+  });
+  it('reads the same figures off the flat trace buffers as off the tree, across merged threads', () => {
+    // the tree of the first case, recorded by the sim on the VMM thread, plus a second thread's
+    // span merged in (a chain of work another thread did during the step)
+    const sim = new Sim();
+    const vmm = sim.sched.spawn('vmm');
+    const other = sim.sched.spawn('kworker');
+    const libcopy: KFn = { name: '_copy_from_user', layer: 'lib', sig: 'unsigned long _copy_from_user(void *to, const void __user *from, unsigned long n)', prov: merged, inheritLayer: true };
+    const bindOnce = (): void => sim.call(bindFn, () => sim.call(uapiBind, () => sim.call(svmBind, () => sim.call(libcopy, () => sim.charge(P.copyFromUser)))));
+    const rec = sim.step(vmm, '1', 'bind', () =>
+      sim.call(sys, () => sim.call(unl, () => sim.call(type1, () => {
+        bindOnce();
+        bindOnce();
+      }, 'bind'))),
+    );
+    const side = sim.step(other, '1', 'bind', () => sim.call(uapiBind, () => sim.call(svmBind, () => undefined)));
+    rec.mergedBufs.push(side.traceBuf);
+    const flat = bufferMetrics([rec.traceBuf, ...rec.mergedBufs]);
+    expect(flat).toEqual(treeMetrics(rec.trace));
+    expect(flat).toMatchObject({ frames: 13, maxDepth: 7, typeErasureHops: 3, layers: ['syscall', 'vfio', 'iommu-uapi', 'intel'], handlers: { bind: ['vfio'] } });
   });
 });
 

@@ -77,7 +77,27 @@ function writeField(buf: Uint8Array, at: number, f: LaidField, obj: UapiInput, p
     return;
   }
   const v = obj[f.name];
-  if (v !== undefined) writeNode(buf, at + f.offset, f.node, v, `${path}.${f.name}`);
+  if (v === undefined) return;
+  // the common case, a number that fits a scalar, builds no path string
+  if (f.node.kind === 'scalar' && writeSmall(buf, at + f.offset, f.node.type, v)) return;
+  writeNode(buf, at + f.offset, f.node, v, `${path}.${f.name}`);
+}
+
+/**
+ * Writes a safe-integer number that fits `type` without going through bigint; false (nothing
+ * written) for anything else, which writeScalar then handles or rejects with the member's path.
+ */
+function writeSmall(buf: Uint8Array, at: number, type: ScalarType, v: UapiInputValue): boolean {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) return false;
+  const size = scalarSize(type);
+  const [lo, hi] = SMALL_RANGES[type];
+  if (v < lo || v > hi) return false;
+  // two's complement, little-endian: the low 32 bits, then (for 64-bit types) the high 32
+  const low = v >>> 0 === v || v < 0 ? v | 0 : v % TWO_POW_32;
+  const high = size === 8 ? Math.floor(v / TWO_POW_32) | 0 : 0;
+  for (let i = 0; i < Math.min(size, 4); i++) buf[at + i] = (low >>> (8 * i)) & 0xff;
+  for (let i = 4; i < size; i++) buf[at + i] = (high >>> (8 * (i - 4))) & 0xff;
+  return true;
 }
 
 function writeUnion(buf: Uint8Array, at: number, rec: LaidRecord, obj: UapiInput, path: string): void {
@@ -193,6 +213,12 @@ const RANGES: Readonly<Record<ScalarType, readonly [bigint, bigint]>> = {
   __aligned_le64: [0n, 0xffff_ffff_ffff_ffffn],
   __s64: [-0x8000_0000_0000_0000n, 0x7fff_ffff_ffff_ffffn],
 };
+
+const TWO_POW_32 = 4294967296;
+/** RANGES as numbers, clipped to what a double holds exactly */
+const SMALL_RANGES = Object.fromEntries(
+  Object.entries(RANGES).map(([t, [lo, hi]]) => [t, [Math.max(Number(lo), Number.MIN_SAFE_INTEGER), Math.min(Number(hi), Number.MAX_SAFE_INTEGER)]]),
+) as unknown as Readonly<Record<ScalarType, readonly [number, number]>>;
 
 function writeScalar(buf: Uint8Array, at: number, type: ScalarType, v: UapiInputValue, path: string): void {
   let n: bigint;

@@ -75,6 +75,8 @@ export function scalarSize(type: ScalarType): number {
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 const cache = new WeakMap<StructDecl, StructLayout>();
+/** each laid-out struct's members by path (offsetof is asked on every ioctl) */
+const byPath = new WeakMap<StructDecl, Map<string, MemberLayout>>();
 
 export function layoutOf(decl: StructDecl): StructLayout {
   const hit = cache.get(decl);
@@ -102,6 +104,7 @@ export function layoutOf(decl: StructDecl): StructLayout {
     members: Object.freeze(members),
   });
   cache.set(decl, laid);
+  byPath.set(decl, new Map(members.map((m) => [m.path, m])));
   return laid;
 }
 
@@ -121,7 +124,8 @@ export function offsetOfEnd(decl: StructDecl, path: string): number {
 }
 
 export function memberOf(decl: StructDecl, path: string): MemberLayout {
-  const m = layoutOf(decl).members.find((x) => x.path === path);
+  layoutOf(decl);
+  const m = byPath.get(decl)!.get(path);
   if (!m) throw new Error(`uapi: struct ${decl.name} has no member ${path}`);
   return m;
 }

@@ -92,6 +92,22 @@ describe('encode / decode', () => {
     const r = decode(ioasid_alloc_request, encode(ioasid_alloc_request, { argsz: 16, range: { min: 7, max: 7 } }));
     expect(r['range']).toEqual({ min: 7, max: 7 });
   });
+  it('a number and the same value as a bigint encode to the same bytes, at every width and boundary', () => {
+    // iommu_hwpt_vtd_s1_invalidate: __aligned_u64 addr/npages, __u32 flags; iommu_option: __u16 op;
+    // vfio_device_bind_iommufd: __s32 iommufd
+    const cases: [StructDecl, string, number][] = [
+      ...[0, 1, 0xff, 0x7fffffff, 0x80000000, 0xffffffff, 2 ** 32, 2 ** 32 + 5, 2 ** 40 - 1, 2 ** 52 + 3, Number.MAX_SAFE_INTEGER].map(
+        (v): [StructDecl, string, number] => [iommu_hwpt_vtd_s1_invalidate, 'addr', v],
+      ),
+      ...[0, 1, 0x7fffffff, 0x80000000, 0xffffffff].map((v): [StructDecl, string, number] => [iommu_hwpt_vtd_s1_invalidate, 'flags', v]),
+      ...[0, 0x8000, 0xffff].map((v): [StructDecl, string, number] => [iommu_option, 'op', v]),
+      ...[-(2 ** 31), -1, 0, 2 ** 31 - 1].map((v): [StructDecl, string, number] => [vfio_device_bind_iommufd, 'iommufd', v]),
+    ];
+    for (const [decl, member, v] of cases) {
+      expect(Array.from(encode(decl, { [member]: v })), `${decl.name}.${member} = ${v}`).toEqual(Array.from(encode(decl, { [member]: BigInt(v) })));
+    }
+    expect(le64(encode(iommu_hwpt_vtd_s1_invalidate, { addr: 2 ** 52 + 3 }), 0)).toBe(2n ** 52n + 3n);
+  });
 });
 
 describe('unions', () => {

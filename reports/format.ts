@@ -13,8 +13,13 @@ export function fmtNs(ns: number): string {
   return `${fmtNum(ns / 1e6, 3)} ms`;
 }
 
+/** one formatter per precision: toLocaleString builds a new Intl.NumberFormat on every call */
+const formatters = new Map<number, Intl.NumberFormat>();
+
 export function fmtNum(n: number, digits: number): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  let f = formatters.get(digits);
+  if (!f) formatters.set(digits, (f = new Intl.NumberFormat('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 })));
+  return f.format(n);
 }
 
 export function fmtPercent(fraction: number): string {

@@ -7,7 +7,7 @@ import type { RunResult, StackResult, StepResult } from '../scenarios/results.ts
 import type { ReportModel } from './model.ts';
 
 function withoutTrace(step: StepResult): StepResult {
-  const { trace: _trace, ...rest } = step;
+  const { trace: _trace, flatTrace: _flat, ...rest } = step;
   return rest;
 }
 
@@ -24,5 +24,5 @@ export function runsWithoutTraces(runs: readonly RunResult[]): RunResult[] {
 export function renderJson(m: ReportModel, runs: readonly RunResult[]): string {
   const { format, profile, invalidateModes, scenarios, qualityDefs, qualities, sensitivity } = m;
   const doc = { format, profile, invalidateModes, runs: runsWithoutTraces(runs), scenarios, qualityDefs, qualities, sensitivity };
-  return `${JSON.stringify(doc, null, 1)}\n`;
+  return `${JSON.stringify(doc)}\n`;
 }

@@ -4,7 +4,7 @@
  * numbers say.
  */
 import type { RunResult, StackName, StepResult } from '../scenarios/results.ts';
-import { STACKS } from '../scenarios/results.ts';
+import { STACKS, stepTrace } from '../scenarios/results.ts';
 import { deepestUaccess, mostErasedChain } from './spans.ts';
 import { stepsOf, type ScenarioRuns } from './runs.ts';
 
@@ -84,14 +84,15 @@ function maxStep(steps: readonly StepResult[], key: 'userPtrDepth' | 'typeErasur
 
 function depthEvidence(s: StepResult | undefined, key: 'userPtrDepth' | 'typeErasureHops'): string[] {
   if (!s) return [];
-  if (!s.trace) return [`${stepName(s)}; no call tree kept`];
+  const trace = stepTrace(s);
+  if (!trace) return [`${stepName(s)}; no call tree kept`];
   if (key === 'userPtrDepth') {
-    const c = deepestUaccess(s.trace);
+    const c = deepestUaccess(trace);
     if (!c) return [`${stepName(s)}; no uaccess span in its tree (get_user/put_user have none)`];
     const note = c.depth === s.userPtrDepth ? '' : ` (tree shows depth ${c.depth}; get_user/put_user have no span)`;
     return [`${stepName(s)}${note}: ${c.frames.join(' > ')}`];
   }
-  const chain = mostErasedChain(s.trace);
+  const chain = mostErasedChain(trace);
   return [`${stepName(s)}: ${chain.map((f) => `${f.name}(${f.param}: ${f.ctype})`).join(' > ') || 'none'}`];
 }
 

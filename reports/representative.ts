@@ -3,7 +3,7 @@
  * with a call tree kept, the one whose recorded latencies differ most (ties: the first).
  */
 import type { SpanJson } from '../sim/index.ts';
-import type { RunResult } from '../scenarios/results.ts';
+import { stepTrace, type RunResult } from '../scenarios/results.ts';
 import { stepsOf } from './runs.ts';
 
 export interface RepresentativeStep {
@@ -22,16 +22,19 @@ export function representativeStep(run: RunResult): RepresentativeStep | null {
   let bestGap = -1;
   for (const t of stepsOf(run, 'tunnel')) {
     const i = byPath.get(t.path);
-    if (!i || !t.trace?.length || !i.trace?.length) continue;
+    if (!i) continue;
     const gap = Math.abs(t.latencyNs - i.latencyNs);
     if (gap > bestGap) {
+      const tt = stepTrace(t);
+      const it = stepTrace(i);
+      if (!tt?.length || !it?.length) continue;
       bestGap = gap;
       best = {
         path: t.path,
         op: t.op,
         reason: 'the step whose recorded latencies differ most between the stacks',
-        tunnel: compactTree(t.trace),
-        iommufd: compactTree(i.trace),
+        tunnel: compactTree(tt),
+        iommufd: compactTree(it),
         tunnelNs: t.latencyNs,
         iommufdNs: i.latencyNs,
       };

@@ -4,7 +4,7 @@ import {
   priceRecording,
   primitiveCount,
   primitivesJson,
-  spanTreeJson,
+  flattenTrace,
   bufferMetrics,
   type PriceVector,
   type StepRecording,
@@ -31,7 +31,8 @@ export function stepResult(
     ok: true,
     syscalls: rec.syscalls,
     ioctls: rec.ioctls.length,
-    ioctlList: rec.ioctls.map((i) => ({ ...i })),
+    // the recording is dropped after this: its records need no copy
+    ioctlList: rec.ioctls,
     copiesFromUser: rec.copiesFromUser,
     bytesFromUser: rec.bytesFromUser,
     copiesToUser: rec.copiesToUser,
@@ -53,7 +54,7 @@ export function stepResult(
     locks: Object.fromEntries([...rec.locks].map(([k, v]) => [k, { ...v }])),
     counters: Object.fromEntries([...rec.counters].sort(([a], [b]) => a.localeCompare(b))),
   };
-  if (meta.keepTrace) r.trace = spanTreeJson(rec.trace);
+  if (meta.keepTrace) r.flatTrace = flattenTrace([rec.traceBuf, ...rec.mergedBufs]);
   return r;
 }
 

@@ -3,7 +3,7 @@
  * (and the list of numeric keys totals sum): the runner fills these from the engine's recordings;
  * the renderers compute nothing the runner did not record.
  */
-import type { PrimitiveKind, ProvenanceKind, SpanJson } from '../sim/index.ts';
+import { flatTraceJson, type FlatTrace, type PrimitiveKind, type ProvenanceKind, type SpanJson } from '../sim/index.ts';
 
 export type StackName = 'tunnel' | 'iommufd';
 export const STACKS: readonly StackName[] = ['tunnel', 'iommufd'];
@@ -90,8 +90,21 @@ export interface StepResult extends StepNumbers {
   locks: Record<string, { taken: number; heldNs: number; waitNs: number }>;
   /** hardware and other counters: qiDescriptors, qiWaits, iotlbHits, walkRefs, faults, prqEntries … */
   counters: Record<string, number>;
-  /** the call tree, when asked for (trace) */
+  /** the call tree as trees (hand-built results); read either form through `stepTrace` */
   trace?: SpanJson[];
+  /** the call tree as the runner keeps it when asked (keepTrace): flat, built into trees on reading */
+  flatTrace?: FlatTrace;
+}
+
+const builtTraces = new WeakMap<FlatTrace, SpanJson[]>();
+
+/** A step's call tree, when one was kept (built from the flat form once, then cached). */
+export function stepTrace(step: StepResult): SpanJson[] | undefined {
+  if (step.trace) return step.trace;
+  if (!step.flatTrace) return undefined;
+  let t = builtTraces.get(step.flatTrace);
+  if (!t) builtTraces.set(step.flatTrace, (t = flatTraceJson(step.flatTrace)));
+  return t;
 }
 
 export interface StackResult {

@@ -55,16 +55,34 @@ const MAX_IOPF_ROUNDS = 16;
 
 export function runScenario(sc: LoadedScenario, opts: RunOptions): RunResult {
   const stacks = opts.stacks ?? STACKS;
-  const seed = opts.seed ?? 1;
-  const invalidate = opts.invalidate ?? 'qemu';
   const prices = opts.prices ?? pricesAt(DEFAULT_COSTS, 'default');
-  const result: RunResult = { scenario: sc.name, description: sc.description, seed, invalidate, profile: prices.name, stacks: {} };
-  for (const stack of stacks) {
-    const plat = opts.platforms[stack];
-    result.stacks[stack] = plat
-      ? runOnStack(sc, plat, { seed, invalidate, prices, clockPrices: opts.clockPrices ?? prices, keepTrace: opts.keepTrace ?? false })
-      : failedStack(`no platform is registered for stack ${stack}`);
-  }
+  const results: Partial<Record<StackName, StackResult>> = {};
+  for (const stack of stacks) results[stack] = runStack(sc, stack, opts);
+  return assembleRun(sc, { seed: opts.seed ?? 1, invalidate: opts.invalidate ?? 'qemu', profile: prices.name }, results);
+}
+
+/** One stack's run of a scenario (what `runScenario` does per stack). */
+export function runStack(sc: LoadedScenario, stack: StackName, opts: RunOptions): StackResult {
+  const plat = opts.platforms[stack];
+  if (!plat) return failedStack(`no platform is registered for stack ${stack}`);
+  const prices = opts.prices ?? pricesAt(DEFAULT_COSTS, 'default');
+  return runOnStack(sc, plat, {
+    seed: opts.seed ?? 1,
+    invalidate: opts.invalidate ?? 'qemu',
+    prices,
+    clockPrices: opts.clockPrices ?? prices,
+    keepTrace: opts.keepTrace ?? false,
+  });
+}
+
+/** The run of a scenario from its stacks' results, in stack order, with the hardware oracle's verdict. */
+export function assembleRun(
+  sc: LoadedScenario,
+  meta: { seed: number; invalidate: InvalidateOption; profile: string },
+  results: Partial<Record<StackName, StackResult>>,
+): RunResult {
+  const result: RunResult = { scenario: sc.name, description: sc.description, seed: meta.seed, invalidate: meta.invalidate, profile: meta.profile, stacks: {} };
+  for (const stack of STACKS) if (results[stack]) result.stacks[stack] = results[stack];
   const a = result.stacks.tunnel;
   const b = result.stacks.iommufd;
   if (a && b && a.hwDigest && b.hwDigest) {
@@ -390,52 +408,4 @@ function closeTask(run: StackRun, from: string): Task {
     return run.other;
   }
   return run.vmm;
-}
-
-export interface RunSuiteOptions {
-  /** scenario names from the suite; every built-in scenario when absent */
-  scenarios?: string[];
-  /** each scenario runs once per invalidation option */
-  invalidate: InvalidateOption[];
-  /** the profile latencies are priced at */
-  costs: { name: string; table: CostTable };
-  seed: number;
-  /** keep call trees (StepResult.trace) */
-  trace: boolean;
-  /** re-simulate scenarios that recorded contention at the low and high profiles (runs named 'low'/'high') */
-  resimulateContended: boolean;
-  onProgress?: (done: number, total: number, label: string) => void;
-  platforms?: Partial<Record<StackName, StackPlatform>>;
-}
-
-/** Runs the suite on both stacks, once per invalidation option, plus contended re-simulations. */
-export function runSuite(opts: RunSuiteOptions): RunResult[] {
-  const platforms = opts.platforms ?? builtinPlatforms();
-  const names = opts.scenarios ?? suiteNames();
-  const scenarios = names.map((n) => {
-    const r = loadScenario(n);
-    if (!r.ok) throw new Error(`scenario ${n}: ${r.errors.map(formatIssue).join('; ')}`);
-    return r.scenario;
-  });
-  // the main run's name must not be taken for a re-simulated bound
-  const mainName = opts.costs.name === 'low' || opts.costs.name === 'high' ? `${opts.costs.name} (profile)` : opts.costs.name;
-  const prices = pricesAt(opts.costs.table, 'default', mainName);
-  const total = scenarios.length * opts.invalidate.length;
-  const out: RunResult[] = [];
-  let done = 0;
-  for (const sc of scenarios) {
-    for (const invalidate of opts.invalidate) {
-      const r = runScenario(sc, { seed: opts.seed, invalidate, prices, keepTrace: opts.trace, platforms });
-      out.push(r);
-      opts.onProgress?.(++done, total, `${sc.name} (${invalidate})`);
-      const contended = Object.values(r.stacks).some((s) => s.totals.contentionNs > 0);
-      if (opts.resimulateContended && contended) {
-        for (const point of ['low', 'high'] as const) {
-          const pv = pricesAt(opts.costs.table, point, point);
-          out.push(runScenario(sc, { seed: opts.seed, invalidate, prices: pv, clockPrices: pv, keepTrace: false, platforms }));
-        }
-      }
-    }
-  }
-  return out;
 }

@@ -6,6 +6,7 @@ export * from './recorder.ts';
 export * from './tracer.ts';
 export * from './trace-metrics.ts';
 export * from './render/function-graph.ts';
+export * from './render/flat-trace.ts';
 export * from './scheduler.ts';
 export * from './resource.ts';
 export * from './failnth.ts';

@@ -129,6 +129,15 @@ export class TraceBuffer {
     return this.ops.size ? this.ops.get(i) : undefined;
   }
 
+  noteAt(i: number): string | undefined {
+    return this.notes.size ? this.notes.get(i) : undefined;
+  }
+
+  /** the span's duration on its thread's clock */
+  nsAt(i: number): number {
+    return this.end[i]! - this.start[i]!;
+  }
+
   /** The spans as a tree (roots in order), built once per change. */
   spans(): Span[] {
     if (this.tree) return this.tree;

@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_COSTS, ProfileError, loadProfileFile, type CostTable } from '../../sim/index.ts';
 import type { InvalidateOption, RunResult } from '../../scenarios/results.ts';
 import { createProgress, writeReport } from '../../reports/index.ts';
-import { runSuite } from '../../scenarios/runner.ts';
+import { runSuite } from '../../scenarios/suite-run.ts';
 import { UsageError } from '../usage.ts';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../../reports/out', import.meta.url));
@@ -20,6 +20,7 @@ interface ReportCliOptions {
   invalidate: InvalidateOption | 'both';
   seed: string;
   samples: string;
+  jobs?: string;
 }
 
 function positiveInt(s: string, what: string): number {
@@ -38,9 +39,12 @@ export function registerReport(program: Command): void {
     .addOption(new Option('--invalidate <mode>', 'how the VMM issues invalidations').choices(['qemu', 'batched', 'both']).default('both'))
     .option('--seed <n>', 'simulation seed', '1')
     .option('--samples <n>', 'whole profiles sampled by the sensitivity grid', '10000')
+    .option('--jobs <n>', 'worker threads that run the scenarios (default: one per core; 1: none)')
     .action(async (opts: ReportCliOptions) => {
       const seed = positiveInt(opts.seed, '--seed');
       const samples = positiveInt(opts.samples, '--samples');
+      const jobs = opts.jobs === undefined ? undefined : positiveInt(opts.jobs, '--jobs');
+      if (jobs === 0) throw new UsageError('--jobs must be at least 1');
       let costs = { name: 'default', table: DEFAULT_COSTS };
       if (opts.costs !== undefined) {
         try {
@@ -54,7 +58,8 @@ export function registerReport(program: Command): void {
       const progress = createProgress(process.stderr);
       let runs: RunResult[];
       try {
-        runs = runSuite({
+        runs = await runSuite({
+          ...(jobs !== undefined ? { jobs } : {}),
           ...(opts.scenarios ? { scenarios: opts.scenarios } : {}),
           invalidate: opts.invalidate === 'both' ? ['qemu', 'batched'] : [opts.invalidate],
           costs,

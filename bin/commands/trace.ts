@@ -2,7 +2,7 @@ import { CommanderError, Option, type Command } from 'commander';
 import { functionGraph, type KFn, type Span, type SpanJson } from '../../sim/index.ts';
 import { builtinPlatforms } from '../../scenarios/platforms.ts';
 import { runScenario } from '../../scenarios/runner.ts';
-import type { StackName, StepResult } from '../../scenarios/results.ts';
+import { stepTrace, type StackName, type StepResult } from '../../scenarios/results.ts';
 import { UsageError } from '../usage.ts';
 import { loadOrExit, parseSeed } from './run.ts';
 
@@ -51,12 +51,12 @@ export function registerTrace(program: Command): void {
       const s = r.stacks[o.stack]!;
       const steps: StepResult[] = s.steps.filter((st) => o.step === undefined || st.path === o.step);
       if (o.json) {
-        const out = { scenario: sc.name, stack: o.stack, steps: steps.map((st) => ({ path: st.path, op: st.op, calls: calls(st.trace ?? []) })) };
+        const out = { scenario: sc.name, stack: o.stack, steps: steps.map((st) => ({ path: st.path, op: st.op, calls: calls(stepTrace(st) ?? []) })) };
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
       } else {
         for (const st of steps) {
           process.stdout.write(`# step ${st.path} (${st.op}) on ${o.stack}: ${st.ok ? 'ok' : `FAILED, ${st.outcome}`}\n`);
-          process.stdout.write(`${functionGraph(toSpans(st.trace ?? []), { annotate: true })}\n\n`);
+          process.stdout.write(`${functionGraph(toSpans(stepTrace(st) ?? []), { annotate: true })}\n\n`);
         }
       }
       if (!s.ok) {

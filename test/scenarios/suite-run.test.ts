@@ -1,11 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RunResult } from '../../scenarios/results.ts';
 import { DEFAULT_COSTS } from '../../sim/index.ts';
-import { runSuite } from '../../scenarios/runner.ts';
+import { runSuite } from '../../scenarios/suite-run.ts';
 import { STACKS } from '../../scenarios/results.ts';
 import { suiteNames } from '../../scenarios/suite.ts';
 
 describe('the whole suite on both stacks and both invalidation options', () => {
-  const runs = runSuite({ invalidate: ['qemu', 'batched'], costs: { name: 'default', table: DEFAULT_COSTS }, seed: 1, trace: false, resimulateContended: false });
+  let runs: RunResult[] = [];
+  beforeAll(async () => {
+    runs = await runSuite({ invalidate: ['qemu', 'batched'], costs: { name: 'default', table: DEFAULT_COSTS }, seed: 1, trace: false, resimulateContended: false });
+  }, 120_000);
 
   it('runs every scenario twice (qemu, batched)', () => {
     expect(suiteNames().length).toBeGreaterThanOrEqual(14);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { P, Sim, bufferMetrics, functionGraph, spanTreeJson, treeMetrics, type KFn, type Span } from '../../sim/index.ts';
+import { P, Sim, bufferMetrics, flatTraceJson, flattenTrace, functionGraph, spanTreeJson, treeMetrics, type KFn, type Span } from '../../sim/index.ts';
 
 const posted = { kind: 'posted', source: '[Patch v8 04/10]' } as const;
 const merged = { kind: 'merged', source: 'drivers/vfio/vfio.c @ v5.12' } as const;
@@ -65,6 +65,11 @@ describe('trace metrics', () => {
     rec.mergedBufs.push(side.traceBuf);
     const flat = bufferMetrics([rec.traceBuf, ...rec.mergedBufs]);
     expect(flat).toEqual(treeMetrics(rec.trace));
+    // the kept flat form reads back as the same SpanJson trees, per-call tags included
+    const kept = flattenTrace([rec.traceBuf, ...rec.mergedBufs]);
+    expect(kept.fns.length).toBe(7);
+    expect(flatTraceJson(structuredClone(kept))).toEqual(spanTreeJson(rec.trace));
+    expect(flatTraceJson(kept)[0]!.children[0]!.children[0]).toMatchObject({ name: 'vfio_iommu_type1_ioctl', op: 'bind' });
     expect(flat).toMatchObject({ frames: 13, maxDepth: 7, typeErasureHops: 3, layers: ['syscall', 'vfio', 'iommu-uapi', 'intel'], handlers: { bind: ['vfio'] } });
   });
 });

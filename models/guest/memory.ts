@@ -69,6 +69,26 @@ export class GuestMemory extends PhysicalMemory {
     return this.host.holdsData(this.hpa(pa));
   }
 
+  override readInto(pa: number, dst: Uint8Array, dstOff: number, len: number): void {
+    while (len > 0) {
+      const n = Math.min(len, PAGE - (pa % PAGE));
+      this.host.readInto(this.hpa(pa), dst, dstOff, n);
+      pa += n;
+      dstOff += n;
+      len -= n;
+    }
+  }
+
+  override writeFrom(pa: number, src: Uint8Array, srcOff: number, len: number): void {
+    while (len > 0) {
+      const n = Math.min(len, PAGE - (pa % PAGE));
+      this.host.writeFrom(this.hpa(pa), src, srcOff, n);
+      pa += n;
+      srcOff += n;
+      len -= n;
+    }
+  }
+
   override readU8(pa: number): number {
     return this.host.readU8(this.hpa(pa));
   }

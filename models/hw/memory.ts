@@ -267,14 +267,41 @@ export class PhysicalMemory {
     this.writeQword(pa, Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn));
   }
 
+  /** Copies `len` bytes at `pa` into dst[dstOff…], a page at a time (never-written pages read as zeros). */
+  readInto(pa: number, dst: Uint8Array, dstOff: number, len: number): void {
+    while (len > 0) {
+      const off = pa % PAGE_SIZE;
+      const n = Math.min(len, PAGE_SIZE - off);
+      const base = this.pageBase(Math.floor(pa / PAGE_SIZE));
+      if (base < 0) dst.fill(0, dstOff, dstOff + n);
+      else dst.set(this.bytes.subarray(base * 4 + off, base * 4 + off + n), dstOff);
+      pa += n;
+      dstOff += n;
+      len -= n;
+    }
+  }
+
+  /** Copies src[srcOff, srcOff + len) to `pa`, a page at a time. */
+  writeFrom(pa: number, src: Uint8Array, srcOff: number, len: number): void {
+    while (len > 0) {
+      const off = pa % PAGE_SIZE;
+      const n = Math.min(len, PAGE_SIZE - off);
+      const base = this.ensurePage(Math.floor(pa / PAGE_SIZE));
+      this.bytes.set(src.subarray(srcOff, srcOff + n), base * 4 + off);
+      pa += n;
+      srcOff += n;
+      len -= n;
+    }
+  }
+
   readBytes(pa: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
-    for (let i = 0; i < len; i++) out[i] = this.readU8(pa + i);
+    this.readInto(pa, out, 0, len);
     return out;
   }
 
   writeBytes(pa: number, data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) this.writeU8(pa + i, data[i]!);
+    this.writeFrom(pa, data, 0, data.length);
   }
 
   /** Was the page of `pa` ever written? A page that was not reads as zeros. */

@@ -93,10 +93,10 @@ export class HostMachine {
 function hostMemoryOf(mem: PhysicalMemory): HostMemory {
   return {
     read(pa, dst, off, len) {
-      dst.set(mem.readBytes(pa, len), off);
+      mem.readInto(pa, dst, off, len);
     },
     write(pa, src, off, len) {
-      mem.writeBytes(pa, src.subarray(off, off + len));
+      mem.writeFrom(pa, src, off, len);
     },
     setOwner(pfn, owner, index) {
       mem.setPageOwner(pfn, owner, index * 4096);

@@ -28,8 +28,12 @@ abstract class CacheBase {
   protected removeWhere(match: (id: number) => boolean): number {
     let n = 0;
     const t = this.table;
-    for (let id = 0; id < this.capacity; id++) {
-      if (t.live[id] === 1 && match(id)) {
+    // ids are handed out lowest first: stop once every live entry has been seen
+    const live = t.count;
+    for (let id = 0, seen = 0; id < this.capacity && seen < live; id++) {
+      if (t.live[id] !== 1) continue;
+      seen++;
+      if (match(id)) {
         t.remove(id);
         n++;
       }

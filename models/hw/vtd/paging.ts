@@ -57,6 +57,9 @@ export interface MapFlags {
  * writer (identity by default). Non-leaf entries are fully permissive, as Linux writes them.
  */
 export class PageTableWriter {
+  /** bumped by every leaf written or cleared: lets a reader cache what it derived from the table */
+  changes = 0;
+
   constructor(
     readonly mem: PhysicalMemory,
     readonly stage: Stage,
@@ -76,7 +79,13 @@ export class PageTableWriter {
   /** Remove a leaf mapping without any invalidation (callers model the software flush). */
   unmap(va: number, pageSize: number): void {
     const slot = this.leafSlot(va, leafLevel(pageSize), false);
-    if (slot >= 0) this.mem.writeQword(slot, 0, 0);
+    if (slot >= 0) this.clearLeaf(slot);
+  }
+
+  /** Clears the leaf entry at `slot` (an address leafSlot gave). */
+  clearLeaf(slot: number): void {
+    this.changes++;
+    this.mem.writeQword(slot, 0, 0);
   }
 
   /** Rewrite a leaf in place (e.g. to show a stale IOTLB entry). */
@@ -89,6 +98,7 @@ export class PageTableWriter {
     if (va % pageSize !== 0 || pa % pageSize !== 0) throw new RangeError('unaligned mapping');
     const slot = this.leafSlot(va, level, true);
     const [lo, hi] = this.leafBits(pa, level, flags);
+    this.changes++;
     this.mem.writeQword(slot, lo, hi);
   }
 

@@ -198,7 +198,7 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
           if (slot < 0) break;
           const lo = d.iommu.mem.readQword(slot);
           if (lo === 0 && d.iommu.mem.hi === 0) break;
-          d.iommu.mem.writeQword(slot, 0, 0);
+          w.clearLeaf(slot);
           done += pgsize;
           gather.start = Math.min(gather.start, va);
           gather.end = Math.max(gather.end, va + pgsize - 1);

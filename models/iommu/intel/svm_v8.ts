@@ -139,11 +139,19 @@ export function intel_svm_bound(k: Kernel, pasid: number): IntelSvm | null {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
+/** the last derivation per domain, valid while its table has not changed */
+const maxAddrSeen = new WeakMap<DmarDomain, { changes: number; max: number }>();
+
 /**
  * v5.12's dmar_domain->max_addr, the high-water mark intel_iommu_map kept. The shared driver has
- * no such field, so the adapter derives the highest mapped end from the second-stage table.
+ * no such field, so the adapter derives the highest mapped end from the second-stage table (again
+ * only after the table changed: a bind per (device, PASID) would otherwise walk it every time).
  */
 function dmar_domain_max_addr(d: DmarDomain): number {
+  const w = d.writer;
+  if (!w) return 0;
+  const seen = maxAddrSeen.get(d);
+  if (seen && seen.changes === w.changes) return seen.max;
   const mem = d.iommu.mem;
   const walk = (table: number, level: number, base: number): number => {
     const span = 2 ** (12 + 9 * (level - 1));
@@ -158,7 +166,9 @@ function dmar_domain_max_addr(d: DmarDomain): number {
     }
     return 0;
   };
-  return d.writer ? walk(d.pgd, d.writer.levels, 0) : 0;
+  const max = walk(d.pgd, w.levels, 0);
+  maxAddrSeen.set(d, { changes: w.changes, max });
+  return max;
 }
 
 /** The adapter's kernel-internal constructor: a stage-1 dmar_domain over `s2` for the guest table. */

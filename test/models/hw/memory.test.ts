@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PhysicalMemory } from '../../../models/hw/memory.ts';
+import { GuestMemory } from '../../../models/guest/memory.ts';
 
 describe('PhysicalMemory', () => {
   it('is sparse: reads of unwritten pages are zero and allocate nothing', () => {
@@ -27,6 +28,32 @@ describe('PhysicalMemory', () => {
     expect(m.readU64Big(pa + 16)).toBe(0x8000_0000_0000_1003n);
     expect(() => m.writeU32(pa + 2, 1)).toThrow(RangeError);
     expect(() => m.writeU8(2 ** 52, 1)).toThrow(RangeError);
+  });
+
+  it('copies byte runs across page boundaries a page at a time, as byte by byte would', () => {
+    const m = new PhysicalMemory();
+    const data = Uint8Array.from({ length: 9000 }, (_, i) => (i * 37 + 11) & 0xff);
+    const pa = 0x5000 - 100; // starts 100 bytes before a boundary, spans three pages
+    m.writeBytes(pa, data);
+    expect(m.readBytes(pa, data.length)).toEqual(data);
+    for (const i of [0, 99, 100, 4195, 4196, 8999]) expect(m.readU8(pa + i)).toBe(data[i]);
+    // a run that ends in a never-written page reads zeros there and allocates nothing
+    const before = m.allocatedPages;
+    const tail = new Uint8Array(16).fill(0xee);
+    m.readInto(0x8000 - 8, tail, 0, 16);
+    expect(Array.from(tail)).toEqual([...Array.from(m.readBytes(0x8000 - 8, 8)), 0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(m.allocatedPages).toBe(before);
+  });
+
+  it('guest RAM copies reach the scattered host frames behind each guest page', () => {
+    const host = new PhysicalMemory();
+    const g = new GuestMemory(host, [0x77, 0x12, 0x40]); // GPA pages 0, 1, 2 → host pfns
+    const data = Uint8Array.from({ length: 5000 }, (_, i) => (i * 13) & 0xff);
+    g.writeBytes(0x800, data); // GPA 0x800 .. 0x1b88: pages 0 and 1
+    expect(g.readBytes(0x800, data.length)).toEqual(data);
+    expect(host.readU8(0x77 * 4096 + 0x800)).toBe(data[0]);
+    expect(host.readU8(0x12 * 4096)).toBe(data[0x800]);
+    expect(host.readU8(0x12 * 4096 + 0xb87)).toBe(data[4999]);
   });
 
   it('counts only IOMMU-side references', () => {

@@ -75,7 +75,7 @@ export class TraceBuffer {
   /** per-call tags are rare: kept by span index */
   private readonly ops = new Map<number, string>();
   private readonly notes = new Map<number, string>();
-  // empty until the first span: many steps (threads that never run, idle waits) record none
+  // empty until the first span (an idle wait records none); then 512 spans, doubling
   private start: Float64Array = NO_F64;
   private end: Float64Array = NO_F64;
   private parent: Int32Array = NO_I32;
@@ -103,7 +103,7 @@ export class TraceBuffer {
   }
 
   private grow(): void {
-    const cap = Math.max(64, this.start.length * 2);
+    const cap = Math.max(512, this.start.length * 2);
     const f = (a: Float64Array): Float64Array => {
       const b = new Float64Array(cap);
       b.set(a);

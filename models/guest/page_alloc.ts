@@ -10,7 +10,9 @@ const PAGE = 4096;
 export const GUEST_RESERVED_LOW = 0x100000;
 
 export class GuestPageAllocator {
-  private readonly free: number[] = [];
+  /** free frames in free[0, nfree), in no order */
+  private readonly free: Int32Array;
+  private nfree = 0;
   /** index of a frame in `free`, −1 when allocated or reserved */
   private readonly pos: Int32Array;
 
@@ -21,30 +23,30 @@ export class GuestPageAllocator {
   ) {
     const n = mem.size / PAGE;
     this.pos = new Int32Array(n).fill(-1);
+    this.free = new Int32Array(n);
     for (let f = Math.ceil(reservedLow / PAGE); f < n; f++) {
-      this.pos[f] = this.free.length;
-      this.free.push(f);
+      this.pos[f] = this.nfree;
+      this.free[this.nfree++] = f;
     }
   }
 
   get nrFree(): number {
-    return this.free.length;
+    return this.nfree;
   }
 
   private take(f: number): void {
     const i = this.pos[f]!;
-    const last = this.free[this.free.length - 1]!;
+    const last = this.free[--this.nfree]!;
     this.free[i] = last;
     this.pos[last] = i;
-    this.free.pop();
     this.pos[f] = -1;
     this.mem.zeroPage(f);
   }
 
   /** alloc_page: a zeroed frame's GPA, or −1. */
   allocPage(): number {
-    if (this.free.length === 0) return -1;
-    const f = this.free[this.rng.int(this.free.length)]!;
+    if (this.nfree === 0) return -1;
+    const f = this.free[this.rng.int(this.nfree)]!;
     this.take(f);
     return f * PAGE;
   }
@@ -57,8 +59,8 @@ export class GuestPageAllocator {
       return true;
     };
     let start = -1;
-    for (let attempt = 0; attempt < 64 && start < 0 && this.free.length >= n; attempt++) {
-      const s = this.free[this.rng.int(this.free.length)]!;
+    for (let attempt = 0; attempt < 64 && start < 0 && this.nfree >= n; attempt++) {
+      const s = this.free[this.rng.int(this.nfree)]!;
       if (fits(s)) start = s;
     }
     for (let s = 0; start < 0 && s + n <= this.pos.length; s++) if (fits(s)) start = s;
@@ -70,7 +72,7 @@ export class GuestPageAllocator {
   freePage(gpa: number): void {
     const f = gpa / PAGE;
     if (!Number.isInteger(f) || f < 0 || f >= this.pos.length || this.pos[f]! >= 0) throw new Error(`guest: freeing frame 0x${gpa.toString(16)} that is not allocated`);
-    this.pos[f] = this.free.length;
-    this.free.push(f);
+    this.pos[f] = this.nfree;
+    this.free[this.nfree++] = f;
   }
 }

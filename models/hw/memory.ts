@@ -372,7 +372,7 @@ export class PhysicalMemory {
    */
   ownerWindow(firstPfn: number, n: number): void {
     const next = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && this.pageLabels.size; i++) {
       const old = this.pageLabels.get(firstPfn + i);
       if (old !== undefined) {
         next[i] = old;

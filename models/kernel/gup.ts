@@ -123,9 +123,10 @@ function pinRun(k: Kernel, mm: Mm, start: number, npages: number, out: PinnedPag
   for (; n < npages; n++) {
     const pfn = mm.pfnOf(start + n * 4096);
     if (pfn < 0) break;
-    k.sim.charge(P.pinPage);
     out.pin(at + n, pfn);
   }
+  // one charge of n pins: the same count and clock advance as n charges of one
+  if (n) k.sim.charge(P.pinPage, n);
   return n === 0 && npages > 0 ? -EFAULT : n;
 }
 

@@ -227,10 +227,10 @@ function vfio_pin_pages_remote(k: Kernel, dma: VfioDma, vaddr: number, npage: nu
       const va = vaddr + n * PAGE_SIZE;
       const pfn = mm.pfnOf(va);
       if (pfn !== first + n) break;
-      k.sim.charge(P.pinPage);
       dma.pins.pin((va - dma.vaddr) / PAGE_SIZE, pfn);
       n++;
     }
+    if (n) k.sim.charge(P.pinPage, n);
     vfio_lock_acct(k, dma, n);
     return { pfn: first, npage: n };
   });

@@ -163,6 +163,8 @@ const MAX_DEPTH = 256;
 export class Tracer {
   enabled: boolean;
   private readonly frames: KFn[] = [];
+  /** per open frame, the layer it charges to (its own, or its caller's for a library routine); null: none yet */
+  private readonly frameLayers: (string | null)[] = [];
   /** the open spans' indices in their buffers */
   private readonly openIdx: number[] = [];
   private readonly openBuf: TraceBuffer[] = [];
@@ -179,6 +181,7 @@ export class Tracer {
   enter(fn: KFn, now: number, op?: string, note?: string): void {
     if (this.depth >= MAX_DEPTH) throw new Error(`trace depth exceeds ${MAX_DEPTH} at ${fn.name}: runaway recursion`);
     this.frames[this.depth] = fn;
+    this.frameLayers[this.depth] = fn.inheritLayer ? (this.depth ? this.frameLayers[this.depth - 1]! : null) : fn.layer;
     if (fn.entry === 'syscall') this.syscallDepths.push(this.depth);
     if (this.enabled) {
       const top = this.openBuf.length - 1;
@@ -211,11 +214,7 @@ export class Tracer {
 
   /** The layer of the innermost frame, or `fallback` outside any frame. */
   layer(fallback = 'user'): string {
-    for (let i = this.depth - 1; i >= 0; i--) {
-      const f = this.frames[i]!;
-      if (!f.inheritLayer) return f.layer;
-    }
-    return fallback;
+    return (this.depth ? this.frameLayers[this.depth - 1] : null) ?? fallback;
   }
 
   /**

@@ -232,12 +232,12 @@ function writeScalar(buf: Uint8Array, at: number, type: ScalarType, v: UapiInput
   const [lo, hi] = RANGES[type];
   if (n < lo || n > hi) throw new Error(`uapi: ${path}: value ${n} out of range for ${type}`);
   const size = scalarSize(type);
-  // two's complement, little-endian
-  let u = n < 0n ? n + (1n << BigInt(size * 8)) : n;
-  for (let i = 0; i < size; i++) {
-    buf[at + i] = Number(u & 0xffn);
-    u >>= 8n;
-  }
+  // two's complement, little-endian, as two 32-bit halves
+  const u = n < 0n ? n + (1n << BigInt(size * 8)) : n;
+  const low = Number(u & 0xffff_ffffn);
+  const high = size === 8 ? Number(u >> 32n) : 0;
+  for (let i = 0; i < Math.min(size, 4); i++) buf[at + i] = (low >>> (8 * i)) & 0xff;
+  for (let i = 4; i < size; i++) buf[at + i] = (high >>> (8 * (i - 4))) & 0xff;
 }
 
 // ---------------------------------------------------------------- decode

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DEFAULT_COSTS, Rng, pricesAt, type CostTable, type PriceVector, type StepRecording } from '../sim/index.ts';
+import { DEFAULT_COSTS, Rng, pricesAt, type PriceVector, type StepRecording } from '../sim/index.ts';
 import { computeDigest } from '../models/hw/vtd/digest.ts';
 import { errname } from '../models/kernel/errno.ts';
 import type { Task } from '../models/kernel/process.ts';
@@ -11,9 +11,6 @@ import { NO_PASID } from '../models/hw/pcie/device.ts';
 import { bindRawRoot, unbindRawRoot } from './guest-misbehaviour.ts';
 import { mergeRecording, stepResult, totalsOf } from './collect.ts';
 import { segments } from './expand.ts';
-import { formatIssue } from './issues.ts';
-import { builtinPlatforms } from './platforms.ts';
-import { loadScenario, suiteNames } from './suite.ts';
 import type { BootedDevice, StackPlatform } from './platform.ts';
 import { STACKS, type InvalidateOption, type RunResult, type StackName, type StackResult, type StepResult } from './results.ts';
 import type { FlatStep, LeafStep, LoadedScenario, Outcome } from './types.ts';

@@ -5,7 +5,7 @@
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
-import { DEFAULT_COSTS, ProfileError, loadProfileFile, type CostTable } from '../../sim/index.ts';
+import { DEFAULT_COSTS, ProfileError, loadProfileFile } from '../../sim/index.ts';
 import type { InvalidateOption, RunResult } from '../../scenarios/results.ts';
 import { createProgress, writeReport } from '../../reports/index.ts';
 import { runSuite } from '../../scenarios/suite-run.ts';

@@ -1,5 +1,5 @@
-import { P, kfn, type KFn } from '../../sim/index.ts';
-import { EFAULT, EINVAL, ENOMEM, EOVERFLOW, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
+import { kfn, type KFn } from '../../sim/index.ts';
+import { EINVAL, ENOMEM, EOVERFLOW, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { PinnedPages, pin_user_pages_fast } from '../kernel/gup.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli } from '../helpers/cli.ts';
+import { cli, startCli } from '../helpers/cli.ts';
 
 describe('ioasid-sim report', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ioasid-report-cli-'));
@@ -16,13 +16,16 @@ describe('ioasid-sim report', () => {
     expect(r.stderr).toMatch(/^error: .*costs\.sycall – unknown primitive/);
   });
 
-  it('writes the four files for the default suite', () => {
+  it('writes the four files for the default suite, through the bundle npm start builds', () => {
     const out = join(dir, 'suite');
-    const r = cli('report', '--out', out);
+    const r = startCli('report', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ['report.txt', 'report.md', 'report.json', 'report.html']) expect(existsSync(join(out, f))).toBe(true);
     const text = readFileSync(join(out, 'report.txt'), 'utf8');
     expect(text.split('\n').filter((l) => [...l].length > 80)).toEqual([]);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).not.toMatch(/\b(?:https?|wss?|ftp):\/\//i);
+    // the bundle resolved the suite's files and chart.js where the sources would have
+    expect(r.stdout).toMatch(/^38 scenario runs on both stacks/);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/Chart\.js v\d/);
   });
 });

@@ -3,7 +3,7 @@ import { builtinPlatforms } from '../../scenarios/platforms.ts';
 import type { StackPlatform } from '../../scenarios/platform.ts';
 import { runScenario } from '../../scenarios/runner.ts';
 import { STACKS } from '../../scenarios/results.ts';
-import { loadScenario } from '../../scenarios/suite.ts';
+import { loadScenario, suiteNames } from '../../scenarios/suite.ts';
 import type { LoadedScenario } from '../../scenarios/types.ts';
 import { cli } from '../helpers/cli.ts';
 
@@ -88,6 +88,14 @@ describe('ioasid-sim run and trace', () => {
     expect(Object.keys(j.stacks)).toEqual(['tunnel', 'iommufd']);
     expect(j.stacks.tunnel!.ok).toBe(true);
   });
+
+  it('run with no scenario runs the whole suite and prints each stack and the oracle', () => {
+    const r = cli('run', '--stack', 'iommufd');
+    expect(r.code, r.stderr).toBe(0);
+    for (const name of suiteNames()) expect(r.stdout).toMatch(new RegExp(`^${name} on iommufd: ok;`, 'm'));
+    // one stack alone has no oracle to consult
+    expect(r.stdout).not.toMatch(/hardware oracle/);
+  }, 60_000);
 
   it('trace --json lists the pre-order frames of a step', () => {
     const r = cli('trace', 'vsva-bind-dma', '--stack', 'iommufd', '--step', '3', '--json');

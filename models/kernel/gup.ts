@@ -8,27 +8,10 @@ import type { Mm } from './mm.ts';
  * references on user pages. Accounting pins to the mm (pinned_vm / locked_vm) is the caller's
  * business, as in the kernel.
  */
-const FN_PIN: KFn = kfn({
-  name: 'pin_user_pages',
-  layer: 'mm',
-  inheritLayer: true,
-  sig: 'long pin_user_pages(unsigned long start, unsigned long nr_pages, unsigned int gup_flags, struct page **pages)',
-  prov: { kind: 'merged', source: 'mm/gup.c' },
-});
-const FN_PIN_FAST: KFn = kfn({
-  name: 'pin_user_pages_fast',
-  layer: 'mm',
-  inheritLayer: true,
-  sig: 'int pin_user_pages_fast(unsigned long start, int nr_pages, unsigned int gup_flags, struct page **pages)',
-  prov: { kind: 'merged', source: 'mm/gup.c' },
-});
-const FN_UNPIN: KFn = kfn({
-  name: 'unpin_user_pages',
-  layer: 'mm',
-  inheritLayer: true,
-  sig: 'void unpin_user_pages(struct page **pages, unsigned long npages)',
-  prov: { kind: 'merged', source: 'mm/gup.c' },
-});
+const fn = (name: string, sig: string): KFn => kfn({ name, layer: 'mm', inheritLayer: true, sig, prov: { kind: 'merged', source: 'mm/gup.c' } });
+const FN_PIN = fn('pin_user_pages', 'long pin_user_pages(unsigned long start, unsigned long nr_pages, unsigned int gup_flags, struct page **pages)');
+const FN_PIN_FAST = fn('pin_user_pages_fast', 'int pin_user_pages_fast(unsigned long start, int nr_pages, unsigned int gup_flags, struct page **pages)');
+const FN_UNPIN = fn('unpin_user_pages', 'void unpin_user_pages(struct page **pages, unsigned long npages)');
 
 /**
  * The pages of one user range that are pinned now, by page index: the frame in an Int32Array

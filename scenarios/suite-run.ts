@@ -91,9 +91,8 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunResult[]> {
     const started = new Map(
       [...order].sort((a, b) => b.weight - a.weight).map((o) => [`${o.i}/${o.j}`, runOne(o.name, o.sc, o.inv)] as const),
     );
-    const out: RunResult[] = [];
-    for (const o of order) out.push(...(await started.get(`${o.i}/${o.j}`)!));
-    return out;
+    // all awaited at once, so that a failure leaves no rejection unobserved
+    return (await Promise.all(order.map((o) => started.get(`${o.i}/${o.j}`)!))).flat();
   } finally {
     await pool?.close();
   }

@@ -18,8 +18,11 @@ export interface FileOperations {
   /** returns the EPOLL* mask ready now */
   poll?(k: Kernel, file: File): number;
   release?(k: Kernel, file: File): void;
-  /** the ioctl's name on this file type, for the results (e.g. 0x3B76 → "VFIO_IOMMU_NESTING_OP") */
-  ioctlName?(cmd: number): string | undefined;
+  /**
+   * the ioctl's name on this file type, for the results (e.g. 0x3B76 → "VFIO_IOMMU_NESTING_OP");
+   * `file` lets a file type whose ioctls depend on the open instance name them
+   */
+  ioctlName?(cmd: number, file?: File): string | undefined;
 }
 
 /** struct file: shared by every fd (in any process) that refers to it. */

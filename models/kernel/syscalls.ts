@@ -109,7 +109,7 @@ export class Syscalls {
   ioctl(task: Task, fd: number, cmd: number, arg: number): number {
     const k = this.k;
     const file = task.process.files.get(fd);
-    const name = file?.f_op.ioctlName?.(cmd) ?? hexCmd(cmd);
+    const name = (file && file.f_op.ioctlName?.(cmd, file)) ?? hexCmd(cmd);
     k.sim.recorder.beginIoctl(name, file?.f_op.type ?? '(bad fd)');
     let ret = 0;
     try {

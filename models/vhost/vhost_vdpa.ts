@@ -173,8 +173,9 @@ const vhostVdpaFops: FileOperations = {
   unlocked_ioctl: (k, file, cmd, arg) => vhost_vdpa_unlocked_ioctl(k, file, cmd, arg),
   write: (k, file, buf, count) => vhost_chr_write_iter(k, file.private_data as VhostVdpa, buf, count),
   release: (k, file) => vhost_vdpa_release(k, file.private_data as VhostVdpa),
-  ioctlName(cmd) {
-    return NAMES.get(cmd);
+  ioctlName(cmd, file) {
+    // a design's extension (the tunnel's or the RFC's ioctls) names its own
+    return NAMES.get(cmd) ?? (file?.private_data as VhostVdpa | null | undefined)?.ext.ioctlName?.(cmd);
   },
 };
 

@@ -78,9 +78,8 @@ describe('vhost-vdpa in design A (projection): the v8 transport duplicated', () 
     expect(treeMetrics(rec.trace).handlers).toMatchObject({ bind: ['vfio', 'vhost-vdpa'] });
     expect(rec.ioctls.map((i) => [i.name, i.copiesFromUser, i.bytesFromUser])).toEqual([
       ['VFIO_IOMMU_NESTING_OP', 3, 80],
-      // vhost-vdpa's shared fops name only their own ioctls (ioctlName gets no file, so cannot ask
-      // the extension): the results show the projection's number
-      ['0x4008AF91', 3, 80],
+      // the shared vhost-vdpa fops ask the open device's extension for the projection's own name
+      ['VHOST_VDPA_NESTING_OP', 3, 80],
     ]);
     expect(VHOST_VDPA_NESTING_OP).toBe(0x4008af91);
     // the system-wide PASID now has two devices: one through each subsystem

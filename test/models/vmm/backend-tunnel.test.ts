@@ -165,7 +165,7 @@ describe('VMM backend A (tunnel): QEMU vSVA RFC v11 over v8', () => {
     const pt = r.firstStage();
     pt.map(GUEST_VA, DATA_GPA, 0x8000);
     const a = r.m.sim.step(r.task.thread, '1', 'assign', () => expect(r.backend.assign('vdpa0').ok).toBe(true));
-    expect(a.ioctls.map((i) => i.name)).toEqual(['VHOST_SET_OWNER', 'VHOST_SET_BACKEND_FEATURES', '0xC040AF90', '0xC040AF90']);
+    expect(a.ioctls.map((i) => i.name)).toEqual(['VHOST_SET_OWNER', 'VHOST_SET_BACKEND_FEATURES', 'VHOST_VDPA_GET_NESTING_INFO', 'VHOST_VDPA_GET_NESTING_INFO']);
     expect(r.backend.assign('dsa0').ok).toBe(true);
     expect(r.backend.bindPasid('vdpa0', PASID, pt.root, FLAGS48).ok).toBe(true);
     expect(r.backend.bindPasid('dsa0', PASID, pt.root, FLAGS48).ok).toBe(true);

@@ -1,19 +1,21 @@
 /**
  * Fail-nth fault injection, after tools/testing/selftests/iommu/iommufd_fail_nth.c: every allocation
- * site and every object lookup calls one hook; an armed injector fails the nth call (ENOMEM for an
- * allocation, ENOENT for a lookup).
+ * site, every object lookup and every explicit injection point (iommufd_should_fail) calls one
+ * hook; an armed injector fails the nth call (ENOMEM for an allocation, ENOENT otherwise; an
+ * injection point's caller returns the errno its kernel code returns).
  */
 
 /** Linux errno values the injector returns (include/uapi/asm-generic/errno-base.h). */
 const ENOENT = 2;
 const ENOMEM = 12;
 
-export type HookSite = 'alloc' | 'lookup';
+export type HookSite = 'alloc' | 'lookup' | 'inject';
 
 export class FailNth {
   hits = 0;
   allocHits = 0;
   lookupHits = 0;
+  injectHits = 0;
   private armedAt = 0;
   /** what failed, if the injector fired */
   fired: { n: number; site: HookSite; name: string } | null = null;
@@ -22,7 +24,7 @@ export class FailNth {
   arm(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`fail-nth: bad n ${n}`);
     this.armedAt = n;
-    this.hits = this.allocHits = this.lookupHits = 0;
+    this.hits = this.allocHits = this.lookupHits = this.injectHits = 0;
     this.fired = null;
   }
 
@@ -31,11 +33,12 @@ export class FailNth {
     this.armedAt = 0;
   }
 
-  /** Called by every allocation and lookup site; returns 0 or the errno to fail with (positive). */
+  /** Called by every hook site; returns 0 or the errno to fail with (positive). */
   hit(site: HookSite, name: string): number {
     this.hits++;
     if (site === 'alloc') this.allocHits++;
-    else this.lookupHits++;
+    else if (site === 'lookup') this.lookupHits++;
+    else this.injectHits++;
     if (this.hits === this.armedAt) {
       this.fired = { n: this.hits, site, name };
       return site === 'alloc' ? ENOMEM : ENOENT;

@@ -100,6 +100,14 @@ export class Sim {
   }
 
   /**
+   * An injection point that costs nothing when it does not fire (iommufd_should_fail compiles to
+   * `false` outside CONFIG_IOMMUFD_TEST): true when the armed injector fails it.
+   */
+  injectHook(site: string): boolean {
+    return this.failnth.hit('inject', site) !== 0;
+  }
+
+  /**
    * Takes a shared resource for the running thread, charging `kind` (mutex, spinlock, …). A busy
    * resource advances the thread's clock; the wait is recorded as contention.
    */

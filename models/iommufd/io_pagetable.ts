@@ -604,11 +604,12 @@ export function iommu_get_resv_regions(core: IommuCore, dev: Device): IommuResvR
 /**
  * iopt_table_enforce_dev_resv_regions: the device's reserved regions become reserved IOVA owned by
  * the device (EADDRINUSE over an existing area). A software MSI window is returned through
- * sw_msi_start. The fail-nth hook here is iommufd_should_fail, which fails with EINVAL.
+ * sw_msi_start. The fail-nth hook here is iommufd_should_fail (free unless it fires), which fails
+ * with EINVAL.
  */
 export function iopt_table_enforce_dev_resv_regions(iopt: IoPagetable, core: IommuCore, dev: Device, sw_msi_start: { start: bigint | null } | null): number {
   return iopt.k.sim.call(FN.enforce_resv, () => {
-    if (iopt.k.sim.lookupHook('iommufd_should_fail(resv_regions)')) return -EINVAL;
+    if (iopt.k.sim.injectHook('iommufd_should_fail(resv_regions)')) return -EINVAL;
     down_write(iopt.iova_rwsem);
     let num_hw_msi = 0;
     let num_sw_msi = 0;

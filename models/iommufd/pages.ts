@@ -1,5 +1,5 @@
 import { kfn, type KFn } from '../../sim/index.ts';
-import { EINVAL, ENOMEM, EOVERFLOW, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
+import { EFAULT, EINVAL, ENOMEM, EOVERFLOW, ERR_PTR, type ErrPtr } from '../kernel/errno.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { PinnedPages, pin_user_pages_fast } from '../kernel/gup.ts';
 import { Mutex, mutex_lock, mutex_unlock } from '../kernel/locks.ts';
@@ -223,6 +223,7 @@ function pfn_reader_user_pin(pfns: PfnReader, start_index: number, last_index: n
       pfns.upages_cap = Math.min(last_index - start_index + 1, TEMP_MEMORY_LIMIT / 8);
     }
     const npages = Math.min(last_index - start_index + 1, pfns.upages_cap);
+    if (k.sim.injectHook('iommufd_should_fail(pfn_reader_user_pin)')) return -EFAULT;
     const rc = pin_user_pages_fast(k, pages.source_mm, pages.uptr + start_index * PAGE_SIZE, npages, pages.pinned, start_index);
     if (rc < 0) return rc;
     for (let i = 0; i < rc; i++) pfns.pfns[start_index + i - pfns.start_index] = pages.pinned.pfnAt(start_index + i);

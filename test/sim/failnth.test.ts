@@ -56,6 +56,23 @@ describe('fail-nth', () => {
     expect(steps.map((s) => s.fired?.name ?? null)).toEqual(['obj0', 'obj1', 'obj2', 'obj1', null]);
   });
 
+  it('an injection point (iommufd_should_fail) takes its turn in the count and charges nothing', () => {
+    const sim = new Sim();
+    const t = sim.sched.spawn('t');
+    sim.failnth.arm(2);
+    const seen: boolean[] = [];
+    const rec = sim.step(t, '1', 'inject', () => {
+      expect(sim.allocHook('obj')).toBe(0);
+      seen.push(sim.injectHook('iommufd_should_fail(pin)'), sim.injectHook('iommufd_should_fail(pin)'));
+    });
+    expect(seen).toEqual([true, false]);
+    expect(sim.failnth.fired).toEqual({ n: 2, site: 'inject', name: 'iommufd_should_fail(pin)' });
+    expect([sim.failnth.hits, sim.failnth.allocHits, sim.failnth.injectHits]).toEqual([3, 1, 2]);
+    // only the allocation was charged
+    expect(primitiveCount(rec, P.kmalloc)).toBe(1);
+    expect(primitiveCount(rec, P.xaLookup)).toBe(0);
+  });
+
   it('names the leak when a flow forgets to free', () => {
     const sim = new Sim();
     sim.leaks.track('pin', 'ioas 1 page 0x1000');

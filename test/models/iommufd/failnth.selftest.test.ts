@@ -54,8 +54,8 @@ function sweep(withDomain: boolean) {
     const h = setupIommufd({ frames: 256 });
     h.sim.failnth.arm(n);
     const rec = h.sim.step(h.task.thread, '1', 'fail_nth', () => flow(h, withDomain));
-    // hook hits are exactly the allocation and lookup primitives charged
-    expect(h.sim.failnth.hits).toBe(primitiveCount(rec, P.kmalloc) + primitiveCount(rec, P.xaLookup));
+    // hook hits are exactly the allocation and lookup primitives charged, plus the free injection points
+    expect(h.sim.failnth.hits).toBe(primitiveCount(rec, P.kmalloc) + primitiveCount(rec, P.xaLookup) + h.sim.failnth.injectHits);
     const fired = h.sim.failnth.fired;
     h.sim.failnth.arm(0);
     // teardown_iommufd: close destroys what is left; nothing may stay pinned or allocated
@@ -78,7 +78,7 @@ describe('iommufd_fail_nth', () => {
   it('basic_fail_nth.map_domain: with a domain, pins and batches fail too, and nothing stays pinned', () => {
     const steps = sweep(true);
     const sites = new Set(steps.map((s) => s.result));
-    for (const site of ['struct iopt_reserved', 'xa_reserve(iopt->domains)', 'pfn_batch', 'pfn_reader_user upages']) {
+    for (const site of ['struct iopt_reserved', 'xa_reserve(iopt->domains)', 'pfn_batch', 'pfn_reader_user upages', 'iommufd_should_fail(pfn_reader_user_pin)']) {
       expect(sites, site).toContain(site);
     }
     expect(steps[steps.length - 1]!.result).toBe('none');

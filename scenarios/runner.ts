@@ -399,10 +399,16 @@ function closeOrder(run: StackRun, order: readonly string[] | undefined): string
   return out;
 }
 
+/**
+ * The task whose `current` the releases see. `exit`: the VMM's task past exit_mm (do_exit drops
+ * the mm before exit_files), so current->mm is gone. `kworker`: the delayed fput of a kernel
+ * thread, which has no mm either; the model issues its closes from the VMM's fd table too.
+ */
 function closeTask(run: StackRun, from: string): Task {
   if (from === 'other') {
     if (!run.other) run.other = run.plat.otherTask?.(run.m) ?? run.m.k.createProcess('libvirtd');
     return run.other;
   }
+  if (from === 'exit' || from === 'kworker') return run.m.k.addTask(run.vmm.process, from, { mmGone: true });
   return run.vmm;
 }

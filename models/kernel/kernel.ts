@@ -1,6 +1,7 @@
 import type { Sim } from '../../sim/index.ts';
 import { Devfs } from './devfs.ts';
 import { PageAllocator, type HostMemory } from './page_alloc.ts';
+import { Mm } from './mm.ts';
 import { Process, Task } from './process.ts';
 
 export interface KernelOptions {
@@ -34,8 +35,9 @@ export class Kernel {
     return this.addTask(p, comm);
   }
 
-  addTask(p: Process, name: string): Task {
-    const t = new Task(p.pid + p.tasks.length, p, this.sim.sched.spawn(`${p.comm}/${name}`));
+  addTask(p: Process, name: string, opts: { mmGone?: boolean } = {}): Task {
+    const noMm = opts.mmGone ? new Mm(`${p.comm}/${name} (no mm)`, this.pages) : null;
+    const t = new Task(p.pid + p.tasks.length, p, this.sim.sched.spawn(`${p.comm}/${name}`), noMm);
     p.tasks.push(t);
     return t;
   }

@@ -28,9 +28,20 @@ export class Task {
     readonly tid: number,
     readonly process: Process,
     readonly thread: SimThread,
+    /**
+     * set for a task that has no mm of its own: one past exit_mm (do_exit drops the mm before it
+     * releases the files) or a kernel thread. It stands in for current->mm == NULL: an mm with
+     * nothing mapped, which no lookup keyed on an mm finds and every user access faults in.
+     */
+    private readonly noMm: Mm | null = null,
   ) {}
 
   get mm(): Mm {
-    return this.process.mm;
+    return this.noMm ?? this.process.mm;
+  }
+
+  /** true when current->mm would be NULL */
+  get mmGone(): boolean {
+    return this.noMm !== null;
   }
 }

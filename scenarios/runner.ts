@@ -387,14 +387,21 @@ function dma(run: StackRun, st: Extract<LeafStep, { op: 'dma' }>): { outcome: st
   }
 }
 
-/** The scenario's neutral fd names (device names, `iommu`) as the backend names its fds. */
+/**
+ * The scenario's neutral fd names (device names, `iommu`) as the backend names its fds. An fd that
+ * serves several devices (A's group fd) closes with the last of them in the order; fds the order
+ * does not reach close after it, in the backend's order.
+ */
 function closeOrder(run: StackRun, order: readonly string[] | undefined): string[] {
-  const open = run.vm.backend.openFds();
-  const devFd = (name: string) => open.filter((f) => f === `device:${name}` || f.endsWith(`:${name}`));
-  const iommuFds = open.filter((f) => !f.includes(':'));
+  const be = run.vm.backend;
+  const open = be.openFds();
   const names = order ?? [...run.devices.keys(), 'iommu'];
+  const lastAt = (f: string): number => Math.max(...be.fdDevices(f).map((d) => names.indexOf(d)));
   const out: string[] = [];
-  for (const n of names) out.push(...(n === 'iommu' ? iommuFds : devFd(n)));
+  names.forEach((n, i) => {
+    if (n === 'iommu') out.push(...open.filter((f) => be.fdDevices(f).length === 0));
+    else out.push(...open.filter((f) => be.fdDevices(f).includes(n) && lastAt(f) === i));
+  });
   for (const f of open) if (!out.includes(f)) out.push(f);
   return out;
 }

@@ -657,6 +657,10 @@ export class IommufdBackend implements VmmBackend {
     return names;
   }
 
+  fdDevices(name: string): readonly string[] {
+    return name === 'iommufd' ? [] : [name.slice(name.indexOf(':') + 1)];
+  }
+
   private fdOf(name: string): number {
     if (name === 'iommufd') return this.iommufd;
     const [kind, dev] = name.split(':') as [string, string];

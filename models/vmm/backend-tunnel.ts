@@ -571,6 +571,13 @@ export class TunnelBackend implements VmmBackend {
   openFds(): readonly string[] {
     return [...this.fds.keys()];
   }
+
+  fdDevices(name: string): readonly string[] {
+    const [kind, rest] = [name.slice(0, name.indexOf(':')), name.slice(name.indexOf(':') + 1)];
+    if (kind === 'group') return [...this.devs.values()].filter((d) => d.spec.paths.group === rest).map((d) => d.spec.name);
+    if (kind === 'device' || kind === 'eventfd' || kind === 'vhost-vdpa') return [rest];
+    return []; // ioasid, container:<group>
+  }
 }
 
 /** BackendFactory for design A. */

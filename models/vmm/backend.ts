@@ -192,4 +192,10 @@ export interface VmmBackend {
   close(fdOrder: readonly string[], fromTask: Task): IntentResult;
   /** the fds this backend holds, by name ("container", "iommufd", "device:dsa0", …), for close orders */
   openFds(): readonly string[];
+  /**
+   * The devices an open fd serves, for close orders: [] for an IOMMU fd (A's container and
+   * /dev/ioasid, B's iommufd); a device's own fds name it; A's group fd names every device of its
+   * group.
+   */
+  fdDevices(name: string): readonly string[];
 }

@@ -134,6 +134,10 @@ export class FakeBackend implements VmmBackend {
     return [];
   }
 
+  fdDevices(): readonly string[] {
+    return [];
+  }
+
   /** the recorded intents of one kind */
   of<K extends Intent['op']>(op: K): Extract<Intent, { op: K }>[] {
     return this.intents.filter((i): i is Extract<Intent, { op: K }> => i.op === op);

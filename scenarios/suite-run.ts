@@ -66,7 +66,16 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunResult[]> {
   const jobs = opts.platforms ? 1 : Math.max(1, Math.min(opts.jobs ?? defaultJobs(), scenarios.length * opts.invalidate.length * STACKS.length));
   const pool = jobs > 1 ? new WorkerPool<StackJob, StackResult>(suiteWorkerEntry(), jobs) : null;
   const platforms = opts.platforms ?? builtinPlatforms();
-  const exec = (job: StackJob): Promise<StackResult> => (pool ? pool.run(job) : Promise.resolve(runStack(scenarioOf(job), job.stack, stackJobOptions(job, platforms))));
+  const run = (job: StackJob): Promise<StackResult> => (pool ? pool.run(job) : Promise.resolve(runStack(scenarioOf(job), job.stack, stackJobOptions(job, platforms))));
+  // a stack whose backend ignores the invalidation option runs once per scenario and point
+  const once = new Map<string, Promise<StackResult>>();
+  const exec = (job: StackJob): Promise<StackResult> => {
+    if (!platforms[job.stack]?.invalidationOptionIgnored) return run(job);
+    const key = `${job.scenario}\u0000${job.stack}\u0000${job.point}`;
+    let p = once.get(key);
+    if (!p) once.set(key, (p = run(job)));
+    return p;
+  };
   const byName = new Map(scenarios.map((s) => [s.name, s.sc]));
   const scenarioOf = (job: StackJob): LoadedScenario => byName.get(job.scenario)!;
 

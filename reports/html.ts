@@ -9,7 +9,7 @@ import { fmtNum, fmtValue } from './format.ts';
 import { CHART_SCRIPT, canvasId, chartData } from './html-charts.ts';
 import { esc, scriptJson } from './html-escape.ts';
 import { callGraphHtml } from './html-graph.ts';
-import type { ReportModel, ScenarioReport } from './model.ts';
+import { invalidateModesSentence, type ReportModel, type ScenarioReport } from './model.ts';
 import { MARK_LEGEND, SHARED_ERA, STACK_ERAS, markOf, scenarioMarks } from './provenance.ts';
 import { QUALITY_DEFS } from './qualities.ts';
 import { sensitivitySentences } from './sensitivity-words.ts';
@@ -139,7 +139,7 @@ export function renderHtml(m: ReportModel): string {
 <body>
 <h1>ioasid-sim decision report: tunnel (vSVA v8 via VFIO) vs iommufd</h1>
 ${list([STACK_ERAS.tunnel, STACK_ERAS.iommufd, SHARED_ERA].map(esc))}
-<p>Cost profile <code>${esc(m.profile.name)}</code> (sources at the end). Invalidation modes: ${esc(m.invalidateModes.join(', '))}. Counts are exact; latency is priced, and its robustness over the cost ranges is stated with each verdict.</p>
+<p>Cost profile <code>${esc(m.profile.name)}</code> (sources at the end). ${esc(invalidateModesSentence(m))} Counts are exact; latency is priced, and its robustness over the cost ranges is stated with each verdict.</p>
 <p>Marks:</p>${list(MARK_LEGEND.map(esc))}
 <p id="status">charts not rendered yet</p>
 <h2>Summary</h2>

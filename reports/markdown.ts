@@ -4,7 +4,7 @@ import type { StackName } from '../scenarios/results.ts';
 import { STACKS } from '../scenarios/results.ts';
 import { TABLE_METRICS } from './figures.ts';
 import { fmtNum, fmtValue } from './format.ts';
-import type { ReportModel, ScenarioReport } from './model.ts';
+import { invalidateModesSentence, type ReportModel, type ScenarioReport } from './model.ts';
 import { MARK_LEGEND, SHARED_ERA, STACK_ERAS, markOf, scenarioMarks } from './provenance.ts';
 import { QUALITY_DEFS } from './qualities.ts';
 import { sensitivitySentences } from './sensitivity-words.ts';
@@ -131,7 +131,7 @@ export function renderMarkdown(m: ReportModel): string {
       `- ${md(STACK_ERAS.iommufd)}`,
       `- ${md(SHARED_ERA)}`,
       '',
-      `Cost profile \`${md(m.profile.name)}\` (sources at the end). Invalidation modes: ${m.invalidateModes.join(', ')}. Counts are exact; latency is priced, and its robustness over the cost ranges is stated with each verdict.`,
+      `Cost profile \`${md(m.profile.name)}\` (sources at the end). ${md(invalidateModesSentence(m))} Counts are exact; latency is priced, and its robustness over the cost ranges is stated with each verdict.`,
       '',
       'Marks:',
       '',

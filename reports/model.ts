@@ -11,7 +11,7 @@ import { TABLE_METRICS, allStackFigures, metricValue, type StackFigures } from '
 import { sweepParameters, type SweepParameter } from './parameters.ts';
 import { designQualities, QUALITY_DEFS, type QualityDef, type QualityFigure } from './qualities.ts';
 import { representativeStep, type RepresentativeStep } from './representative.ts';
-import { groupRuns, type ResimulatedPoint } from './runs.ts';
+import { groupRuns, scenariosWhereModesDiffer, type ResimulatedPoint } from './runs.ts';
 import { analyseSensitivity, type SensitivityResult } from './sensitivity.ts';
 import { compareMetric, type Verdict } from './verdicts.ts';
 
@@ -61,6 +61,8 @@ export interface ReportModel {
   format: 'ioasid-sim-report/1';
   profile: { name: string; costs: CostRow[] };
   invalidateModes: InvalidateOption[];
+  /** with several modes: the scenarios whose runs differ between them (empty: none); else null */
+  invalidateModesDiffer: string[] | null;
   scenarios: ScenarioReport[];
   qualityDefs: readonly QualityDef[];
   qualities: QualityFigure[];
@@ -111,9 +113,18 @@ export function buildReportModel(runs: readonly RunResult[], opts: ModelOptions 
     format: 'ioasid-sim-report/1',
     profile: { name: profile.name, costs: costRows(profile.table) },
     invalidateModes: [...new Set(groups.map((g) => g.invalidate))],
+    invalidateModesDiffer: scenariosWhereModesDiffer(groups),
     scenarios,
     qualityDefs: QUALITY_DEFS,
     qualities: designQualities(groups),
     sensitivity: { samples, seed, parameters: sweepParameters(profile.table), results },
   };
+}
+
+/** The report's sentence on the invalidation modes the runs used, and whether they differed. */
+export function invalidateModesSentence(m: Pick<ReportModel, 'invalidateModes' | 'invalidateModesDiffer'>): string {
+  const modes = `Invalidation modes: ${m.invalidateModes.join(', ')}`;
+  if (m.invalidateModesDiffer === null) return `${modes}.`;
+  if (!m.invalidateModesDiffer.length) return `${modes}; they recorded identical figures in every scenario, on both stacks.`;
+  return `${modes}; their figures differ in ${m.invalidateModesDiffer.join(', ')}.`;
 }

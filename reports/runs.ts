@@ -57,3 +57,20 @@ export function groupRuns(runs: readonly RunResult[]): ScenarioRuns[] {
   }
   return [...groups.values()];
 }
+
+/**
+ * The scenarios whose recorded runs differ between invalidation modes on either stack (totals,
+ * step count or hardware digest); null when the runs used one mode only.
+ */
+export function scenariosWhereModesDiffer(groups: readonly ScenarioRuns[]): string[] | null {
+  const byScenario = new Map<string, ScenarioRuns[]>();
+  for (const g of groups) byScenario.set(g.scenario, [...(byScenario.get(g.scenario) ?? []), g]);
+  if (![...byScenario.values()].some((gs) => gs.length > 1)) return null;
+  const same = (a: RunResult, b: RunResult): boolean =>
+    STACKS.every((s) => {
+      const x = a.stacks[s];
+      const y = b.stacks[s];
+      return JSON.stringify([x?.totals, x?.steps.length, x?.hwDigest]) === JSON.stringify([y?.totals, y?.steps.length, y?.hwDigest]);
+    });
+  return [...byScenario].filter(([, gs]) => gs.some((g) => !same(g.run, gs[0]!.run))).map(([name]) => name);
+}

@@ -4,7 +4,7 @@ import { STACKS } from '../scenarios/results.ts';
 import { compactGraph } from './compact-graph.ts';
 import { TABLE_METRICS } from './figures.ts';
 import { fmtNum, fmtValue } from './format.ts';
-import type { ReportModel, ScenarioReport } from './model.ts';
+import { invalidateModesSentence, type ReportModel, type ScenarioReport } from './model.ts';
 import { MARK_LEGEND, SHARED_ERA, STACK_ERAS, markOf, scenarioMarks } from './provenance.ts';
 import { QUALITY_DEFS, type QualityFigure } from './qualities.ts';
 import { sensitivitySentences } from './sensitivity-words.ts';
@@ -25,7 +25,7 @@ function header(m: ReportModel): string[] {
     ...wrap(STACK_ERAS.tunnel, TEXT_WIDTH, '- '),
     ...wrap(STACK_ERAS.iommufd, TEXT_WIDTH, '- '),
     ...wrap(SHARED_ERA, TEXT_WIDTH, '- '),
-    ...wrap(`Cost profile: ${m.profile.name} (every figure's source is listed at the end). Invalidation modes: ${m.invalidateModes.join(', ')}. Counts are exact; latency is priced and its robustness is stated under "Sensitivity".`),
+    ...wrap(`Cost profile: ${m.profile.name} (every figure's source is listed at the end). ${invalidateModesSentence(m)} Counts are exact; latency is priced and its robustness is stated under "Sensitivity".`),
     '',
     'Marks:',
     ...MARK_LEGEND.flatMap((l) => wrap(l, TEXT_WIDTH, '  ')),

@@ -527,7 +527,7 @@ export class IommufdBackend implements VmmBackend {
     this.u.reset();
     const hwpt = this.devs.get(device)!.pasids.get(pasid)!.hwpt;
     const len = sizeOf(iommu_hwpt_vtd_s1_invalidate);
-    for (const group of groupInvalidations(ranges, this.options.invalidation)) {
+    for (const group of groupInvalidations(ranges, this.options.invalidation, this.sim)) {
       const arr = new Uint8Array(len * group.length);
       group.forEach((r, i) => arr.set(this.entry(r), i * len));
       const at = this.u.putBytes(arr);

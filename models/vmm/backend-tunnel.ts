@@ -483,7 +483,7 @@ export class TunnelBackend implements VmmBackend {
     const d = this.devs.get(device)!;
     const r = intent(() => {
       // one NESTING_OP per entry whatever the option: the uAPI has no array (see the file comment)
-      for (const group of groupInvalidations(ranges, this.options.invalidation)) {
+      for (const group of groupInvalidations(ranges, this.options.invalidation, this.init.sim)) {
         for (const range of group) this.span(FN.flush, () => this.nestingOp(d, VFIO_IOMMU_NESTING_OP_CACHE_INVLD, this.invInfo(pasid, range)));
       }
     });

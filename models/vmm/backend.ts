@@ -159,12 +159,19 @@ export function illegal(device: string, state: string, message: string): IntentF
   return { ok: false, kind: 'illegal', device, state, message };
 }
 
+/** the step counter of guest flushes that gave one (device, PASID) several entries */
+export const MULTI_ENTRY_FLUSHES = 'multiEntryFlushes';
+
 /**
  * The ioctls a backend issues for one guest flush of a (device, PASID): with `qemu`, one per
- * entry; with `batched`, all entries in one (both designs' array-capable calls take them).
+ * entry; with `batched`, all entries in one (both designs' array-capable calls take them). This is
+ * the only place the option acts, so a flush of one entry is the same under both; a flush of
+ * several is counted (MULTI_ENTRY_FLUSHES): a run that counted none would be the same run under
+ * the other option.
  */
-export function groupInvalidations(ranges: readonly InvRange[], option: InvalidationOption): InvRange[][] {
+export function groupInvalidations(ranges: readonly InvRange[], option: InvalidationOption, sim: Sim): InvRange[][] {
   if (ranges.length === 0) return [];
+  if (ranges.length > 1) sim.recorder.count(MULTI_ENTRY_FLUSHES);
   return option === 'qemu' ? ranges.map((r) => [r]) : [[...ranges]];
 }
 

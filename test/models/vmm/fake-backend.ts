@@ -1,3 +1,4 @@
+import { Sim } from '../../../sim/index.ts';
 import type { Task } from '../../../models/kernel/process.ts';
 import {
   DEFAULT_BACKEND_OPTIONS,
@@ -40,6 +41,9 @@ export class FakeBackend implements VmmBackend {
   onIntent: ((i: Intent) => void) | null = null;
   /** the next intent with this op fails with this errno */
   failNext: { op: Intent['op']; errno: number } | null = null;
+
+  /** a sim of its own: the fake records intents, not primitives */
+  private readonly sim = new Sim();
 
   constructor(readonly init: Pick<BackendInit, 'devices'> & { options?: BackendOptions }) {
     this.options = init.options ?? DEFAULT_BACKEND_OPTIONS;
@@ -101,7 +105,7 @@ export class FakeBackend implements VmmBackend {
     const l = this.lifecycles.lookup(device);
     const bad = l instanceof DeviceLifecycle ? l.checkInvalidate(pasid) : l;
     if (bad) return bad;
-    return this.record({ op: 'invalidate', device, pasid, ranges, ioctls: groupInvalidations(ranges, this.options.invalidation) }) ?? ok();
+    return this.record({ op: 'invalidate', device, pasid, ranges, ioctls: groupInvalidations(ranges, this.options.invalidation, this.sim) }) ?? ok();
   }
 
   readFaults(): IntentResult<readonly HostFault[]> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { groupInvalidations, failErrno, INV_ALL_PAGES, isWholePasid } from '../../../models/vmm/backend.ts';
+import { Sim } from '../../../sim/index.ts';
+import { groupInvalidations, failErrno, INV_ALL_PAGES, isWholePasid, MULTI_ENTRY_FLUSHES } from '../../../models/vmm/backend.ts';
 import { DeviceLifecycle, DeviceLifecycles } from '../../../models/vmm/lifecycle.ts';
 
 const r = (addr: number, pages = 1) => ({ addr, pages, leaf: false, devtlb: false });
@@ -61,11 +62,15 @@ describe('per-device lifecycle (xstate)', () => {
 });
 
 describe('backend helpers', () => {
-  it('groups a guest batch per ioctl: qemu one entry each, batched all at once', () => {
+  it('groups a guest batch per ioctl: qemu one entry each, batched all at once; counts the flushes where that differs', () => {
+    const sim = new Sim();
     const rs = [r(0), r(0x1000), r(0x2000)];
-    expect(groupInvalidations(rs, 'qemu')).toEqual([[rs[0]], [rs[1]], [rs[2]]]);
-    expect(groupInvalidations(rs, 'batched')).toEqual([rs]);
-    expect(groupInvalidations([], 'batched')).toEqual([]);
+    expect(groupInvalidations(rs, 'qemu', sim)).toEqual([[rs[0]], [rs[1]], [rs[2]]]);
+    expect(groupInvalidations(rs, 'batched', sim)).toEqual([rs]);
+    expect(groupInvalidations([], 'batched', sim)).toEqual([]);
+    // one entry: the same grouping under both options, and not counted
+    expect(groupInvalidations([rs[0]!], 'qemu', sim)).toEqual(groupInvalidations([rs[0]!], 'batched', sim));
+    expect(sim.recorder.unattributed.counters.get(MULTI_ENTRY_FLUSHES)).toBe(2);
     expect(isWholePasid(r(0, INV_ALL_PAGES))).toBe(true);
   });
 

@@ -26,11 +26,4 @@ export interface StackPlatform {
   readonly backend: BackendFactory;
   /** the task a `close … from: other` step runs as, created on demand */
   otherTask?(m: HostMachine): Task;
-  /**
-   * true when the backend issues the same calls whatever the invalidation option (A: NESTING_OP
-   * carries one range, so `batched` has nothing to batch into). A suite run under both options
-   * then runs this stack once per scenario and point, and reports that result under each option
-   * (record once; a test checks the runs are equal).
-   */
-  readonly invalidationOptionIgnored?: boolean;
 }

@@ -50,8 +50,6 @@ function tunnelPlatform(): StackPlatform {
       return b.scenario.type === 'vdpa' ? specOf(b, { vhostVdpa: vhosts.get(b.scenario.name)!.path }) : specOf(b, { group: `/dev/vfio/${b.groupId}` });
     },
     backend: (init) => tunnelBackend(init),
-    // backend-tunnel.ts: one NESTING_OP per guest flush entry under either option
-    invalidationOptionIgnored: true,
   };
 }
 

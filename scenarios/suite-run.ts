@@ -74,15 +74,14 @@ export async function runSuite(opts: RunSuiteOptions): Promise<RunResult[]> {
   const platforms = opts.platforms ?? builtinPlatforms();
   const run = (job: StackJob): Promise<StackResult> => (pool ? pool.run(job) : Promise.resolve(runStack(scenarioOf(job), job.stack, stackJobOptions(job, platforms))));
   // record once across invalidation options: a stack's run under the later option is its run under
-  // the first when the backend ignores the option, or when that run gave no (device, PASID) a flush
-  // of several entries (groupInvalidations, the one place the option acts, then groups alike)
+  // the first when that run gave no (device, PASID) a flush of several entries (groupInvalidations,
+  // the one place the option acts, then groups alike)
   const firstOption = opts.invalidate[0];
   const ran = new Map<string, Promise<StackResult>>();
   const exec = (job: StackJob): Promise<StackResult> => {
     const key = (inv: InvalidateOption): string => `${job.scenario}\u0000${job.stack}\u0000${job.point}\u0000${inv}`;
     const first = job.invalidate === firstOption ? undefined : ran.get(key(firstOption!));
-    const ignored = platforms[job.stack]?.invalidationOptionIgnored === true;
-    const p = first ? first.then((r) => (ignored || !batchesDiffer(r) ? r : run(job))) : run(job);
+    const p = first ? first.then((r) => (batchesDiffer(r) ? run(job) : r)) : run(job);
     ran.set(key(job.invalidate), p);
     return p;
   };

@@ -2,8 +2,9 @@
  * The suite as one job: every scenario on both stacks, once per invalidation option, plus the
  * scenarios that recorded contention re-simulated at the low and high profiles (DESIGN principle
  * 4). Each stack's run builds its own machine from the seed and shares nothing with another, so
- * the runs go to a pool of worker threads when the machine has more than one core; the results
- * are the same, in the same order, however many workers ran them (a test checks this).
+ * the runs can go to a pool of worker threads (`jobs`); the results are the same, in the same
+ * order, however many workers ran them (a test checks this). A run that the other invalidation
+ * option cannot change is made once (record once; see `exec` below).
  */
 import { pricesAt, type CostTable, type Point } from '../sim/index.ts';
 import { MULTI_ENTRY_FLUSHES } from '../models/vmm/backend.ts';

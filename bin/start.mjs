@@ -2,6 +2,7 @@
 // Loading one bundle instead of transforming ~200 TypeScript files through tsx saves about a second
 // of start-up here and in every worker thread of the suite pool. The bundle lives in dist/ (not
 // committed) and is rebuilt on every start, so it never runs stale sources.
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -21,6 +22,8 @@ const ownUrl = {
   },
 };
 
+// chunk names carry content hashes: start from an empty folder so old chunks do not pile up
+rmSync(dist, { recursive: true, force: true });
 await build({
   entryPoints: { 'ioasid-sim': `${root}bin/main.ts`, 'suite-worker': `${root}scenarios/suite-worker.ts` },
   outdir: dist,

@@ -28,4 +28,14 @@ describe('ioasid-sim report', () => {
     expect(r.stdout).toMatch(/^38 scenario runs on both stacks/);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/Chart\.js v\d/);
   });
+
+  it('runs the bundled suite worker with --jobs 2 and writes the same runs as one thread', () => {
+    const args = ['report', '--scenarios', 'vsva-bind-dma', 'rebind-window', '--invalidate', 'qemu', '--samples', '100'];
+    const one = startCli(...args, '--out', join(dir, 'j1'), '--jobs', '1');
+    const two = startCli(...args, '--out', join(dir, 'j2'), '--jobs', '2');
+    expect(one.code, one.stderr).toBe(0);
+    expect(two.code, two.stderr).toBe(0);
+    const runs = (d: string): unknown => (JSON.parse(readFileSync(join(dir, d, 'report.json'), 'utf8')) as { runs: unknown }).runs;
+    expect(runs('j2')).toEqual(runs('j1'));
+  }, 60_000);
 });

@@ -39,9 +39,4 @@ export class Task {
   get mm(): Mm {
     return this.noMm ?? this.process.mm;
   }
-
-  /** true when current->mm would be NULL */
-  get mmGone(): boolean {
-    return this.noMm !== null;
-  }
 }

@@ -5,10 +5,7 @@
  * whose report shows a handful of call graphs never builds a million span objects.
  */
 import type { KFn, TraceBuffer } from '../tracer.ts';
-import type { SpanJson } from './function-graph.ts';
-
-/** The function facts a SpanJson carries, once per distinct function of the trace. */
-type FnFacts = Omit<SpanJson, 'ns' | 'children' | 'op' | 'note'> & { op?: string };
+import { spanJson, type SpanJson } from './function-graph.ts';
 
 export interface FlatTrace {
   /** per span, in recording order (a parent before its children): index into `fns` */
@@ -17,17 +14,10 @@ export interface FlatTrace {
   readonly parent: Int32Array;
   /** per span: duration in ns */
   readonly ns: Float64Array;
-  readonly fns: FnFacts[];
+  /** the functions the spans name, once each (plain data: a structured clone keeps them) */
+  readonly fns: readonly KFn[];
   /** per-call tags, rare: [span index, op, note] */
   readonly tags: [number, string | undefined, string | undefined][];
-}
-
-function facts(fn: KFn): FnFacts {
-  const f: FnFacts = { name: fn.name, layer: fn.layer, sig: fn.sig, prov: { kind: fn.prov.kind, source: fn.prov.source } };
-  if (fn.uapi) f.uapi = { param: fn.uapi.param, ctype: fn.uapi.ctype };
-  if (fn.op !== undefined) f.op = fn.op;
-  if (fn.entry !== undefined) f.entry = fn.entry;
-  return f;
 }
 
 /** The buffers' forests, one after the other, as one FlatTrace. */
@@ -36,7 +26,7 @@ export function flattenTrace(bufs: readonly TraceBuffer[]): FlatTrace {
   const fn = new Int32Array(n);
   const parent = new Int32Array(n);
   const ns = new Float64Array(n);
-  const fns: FnFacts[] = [];
+  const fns: KFn[] = [];
   const fnIndex = new Map<KFn, number>();
   const tags: FlatTrace['tags'] = [];
   let at = 0;
@@ -45,7 +35,7 @@ export function flattenTrace(bufs: readonly TraceBuffer[]): FlatTrace {
       const f = b.fnAt(i);
       let k = fnIndex.get(f);
       if (k === undefined) {
-        k = fns.push(facts(f)) - 1;
+        k = fns.push(f) - 1;
         fnIndex.set(f, k);
       }
       fn[at + i] = k;
@@ -67,14 +57,8 @@ export function flatTraceJson(t: FlatTrace): SpanJson[] {
   const nodes: SpanJson[] = new Array(t.fn.length);
   const roots: SpanJson[] = [];
   for (let i = 0; i < t.fn.length; i++) {
-    const { op: fnOp, ...f } = t.fns[t.fn[i]!]!;
-    const j: SpanJson = { name: f.name, layer: f.layer, sig: f.sig, prov: { ...f.prov }, ns: t.ns[i]!, children: [] };
-    if (f.uapi) j.uapi = { ...f.uapi };
     const tag = tagOf.get(i);
-    const op = tag?.op ?? fnOp;
-    if (op !== undefined) j.op = op;
-    if (tag?.note !== undefined) j.note = tag.note;
-    if (f.entry !== undefined) j.entry = f.entry;
+    const j = spanJson(t.fns[t.fn[i]!]!, t.ns[i]!, tag?.op, tag?.note, []);
     nodes[i] = j;
     const p = t.parent[i]!;
     if (p < 0) roots.push(j);

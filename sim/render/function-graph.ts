@@ -1,4 +1,4 @@
-import type { Span } from '../tracer.ts';
+import type { KFn, Span } from '../tracer.ts';
 
 export interface GraphOptions {
   /** the CPU column ftrace prints; we print the simulated thread id */
@@ -55,22 +55,18 @@ export interface SpanJson {
   children: SpanJson[];
 }
 
+/** One span's JSON: the function's facts, the per-call tags (op, note), its time and children. */
+export function spanJson(fn: KFn, ns: number, op: string | undefined, note: string | undefined, children: SpanJson[]): SpanJson {
+  const j: SpanJson = { name: fn.name, layer: fn.layer, sig: fn.sig, prov: { kind: fn.prov.kind, source: fn.prov.source }, ns, children };
+  if (fn.uapi) j.uapi = { param: fn.uapi.param, ctype: fn.uapi.ctype };
+  const o = op ?? fn.op;
+  if (o !== undefined) j.op = o;
+  if (note !== undefined) j.note = note;
+  if (fn.entry !== undefined) j.entry = fn.entry;
+  return j;
+}
+
 export function spanTreeJson(roots: readonly Span[]): SpanJson[] {
-  const conv = (s: Span): SpanJson => {
-    const j: SpanJson = {
-      name: s.fn.name,
-      layer: s.fn.layer,
-      sig: s.fn.sig,
-      prov: { kind: s.fn.prov.kind, source: s.fn.prov.source },
-      ns: s.end - s.start,
-      children: s.children.map(conv),
-    };
-    if (s.fn.uapi) j.uapi = { param: s.fn.uapi.param, ctype: s.fn.uapi.ctype };
-    const op = s.op ?? s.fn.op;
-    if (op !== undefined) j.op = op;
-    if (s.note !== undefined) j.note = s.note;
-    if (s.fn.entry !== undefined) j.entry = s.fn.entry;
-    return j;
-  };
+  const conv = (s: Span): SpanJson => spanJson(s.fn, s.end - s.start, s.op, s.note, s.children.map(conv));
   return roots.map(conv);
 }

@@ -46,8 +46,13 @@ export interface KFn {
   readonly inheritLayer?: boolean;
 }
 
+/**
+ * Declares a function. Every KFn gets the same shape (absent fields stored as undefined) so that
+ * the tracer's reads of `entry` and `inheritLayer`, on every call, stay monomorphic.
+ */
 export function kfn(def: KFn): KFn {
-  return Object.freeze(def);
+  const { name, layer, sig, prov, uapi, op, entry, handler, inheritLayer } = def;
+  return Object.freeze({ name, layer, sig, prov, uapi, op, entry, handler, inheritLayer }) as KFn;
 }
 
 export interface Span {

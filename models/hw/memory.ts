@@ -19,6 +19,8 @@ const PAGE_SHIFT = 12;
 const PAGE_SIZE = 4096;
 const WORDS_PER_PAGE = 1024;
 const TWO_POW_32 = 4294967296;
+/** copies up to this many bytes go byte by byte: a subarray view per copy costs more than the loop */
+const SMALL_COPY = 64;
 /** page labels pack (offset, region id) in one exact double: 2^16 regions, offsets below 2^37 */
 const REGION_IDS = 65536;
 const MAX_REGION_OFFSET = 2 ** 37;
@@ -274,7 +276,11 @@ export class PhysicalMemory {
       const n = Math.min(len, PAGE_SIZE - off);
       const base = this.pageBase(Math.floor(pa / PAGE_SIZE));
       if (base < 0) dst.fill(0, dstOff, dstOff + n);
-      else dst.set(this.bytes.subarray(base * 4 + off, base * 4 + off + n), dstOff);
+      else if (n <= SMALL_COPY) {
+        const bytes = this.bytes;
+        const from = base * 4 + off;
+        for (let i = 0; i < n; i++) dst[dstOff + i] = bytes[from + i]!;
+      } else dst.set(this.bytes.subarray(base * 4 + off, base * 4 + off + n), dstOff);
       pa += n;
       dstOff += n;
       len -= n;
@@ -287,7 +293,11 @@ export class PhysicalMemory {
       const off = pa % PAGE_SIZE;
       const n = Math.min(len, PAGE_SIZE - off);
       const base = this.ensurePage(Math.floor(pa / PAGE_SIZE));
-      this.bytes.set(src.subarray(srcOff, srcOff + n), base * 4 + off);
+      if (n <= SMALL_COPY) {
+        const bytes = this.bytes;
+        const to = base * 4 + off;
+        for (let i = 0; i < n; i++) bytes[to + i] = src[srcOff + i]!;
+      } else this.bytes.set(src.subarray(srcOff, srcOff + n), base * 4 + off);
       pa += n;
       srcOff += n;
       len -= n;

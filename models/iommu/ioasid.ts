@@ -68,6 +68,7 @@ export const IOASID_BITS = 31;
 export const IOASID_SET_TYPE_MM = 1;
 
 import { IOASID_GET_API_VERSION, IOASID_GET_INFO, IOASID_REQUEST_ALLOC, IOASID_REQUEST_FREE } from '../kernel/uapi/ioctls/ioasid.ts';
+import { getI32 } from '../kernel/uapi/le.ts';
 export { IOASID_GET_API_VERSION, IOASID_GET_INFO, IOASID_REQUEST_ALLOC, IOASID_REQUEST_FREE };
 const IOCTL_NAMES = new Map([
   [IOASID_GET_API_VERSION, 'IOASID_GET_API_VERSION'],
@@ -403,7 +404,7 @@ function ioasid_free_request_fn(k: Kernel, iuser: IoasidUser, arg: number): numb
   return k.sim.call(FN.free_request, () => {
     const buf = new Uint8Array(4);
     if (copy_from_user(k, buf, uptr(arg), 4)) return -EFAULT;
-    const ioasid = new DataView(buf.buffer).getInt32(0, true);
+    const ioasid = getI32(buf, 0);
     if (ioasid < 0) return -EINVAL;
     ioasid_free(k, iuser.ioasid_set, ioasid);
     return 0;

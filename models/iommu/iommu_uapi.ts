@@ -40,6 +40,7 @@ import type { IoPgfault } from './io-pgfault.ts';
 import type { IommuCore } from './iommu.ts';
 import type { IommuDomain, IommuOps, IopfGroup } from './types.ts';
 import { ioasid_get_if_owned, ioasid_put } from './ioasid.ts';
+import { getU32 } from '../kernel/uapi/le.ts';
 
 /**
  * The IOMMU UAPI layer of drivers/iommu/iommu.c as v8 uses it (v5.12, with IOASID V4 11/18's
@@ -135,7 +136,7 @@ function iommu_sva_prepare_bind_data(k: Kernel, udata: UserPtr): { err: number; 
     // No new spaces can be added before the variable sized union
     const minsz = offsetOf(iommu_gpasid_bind_data, 'vendor');
     if (copy_from_user(k, buf, udata, minsz)) return { err: -EFAULT, data: null };
-    const argsz = new DataView(buf.buffer).getUint32(0, true);
+    const argsz = getU32(buf, 0);
     // Fields before the variable size union are mandatory
     if (argsz < minsz) return { err: -EINVAL, data: null };
     const rest = Math.min(argsz, size) - minsz;
@@ -229,7 +230,7 @@ export function iommu_uapi_cache_invalidate(k: Kernel, domain: IommuDomain, dev:
     const buf = new Uint8Array(size);
     const minsz = offsetOf(iommu_cache_invalidate_info, 'granu');
     if (copy_from_user(k, buf, uinfo, minsz)) return -EFAULT;
-    const argsz = new DataView(buf.buffer).getUint32(0, true);
+    const argsz = getU32(buf, 0);
     const granularity = buf[9]!;
     if (argsz < minsz) return -EINVAL;
     if (granularity === IOMMU_INV_GRANU_PASID && argsz < offsetOfEnd(iommu_cache_invalidate_info, 'granu.pasid_info')) return -EINVAL;

@@ -23,6 +23,7 @@ import type { IoPgfault } from '../iommu/io-pgfault.ts';
 import { iommufd_ctx_from_fd, iommufd_ctx_put, iommufd_init } from '../iommufd/main.ts';
 import type { IommufdCtx, IommufdModule } from '../iommufd/iommufd_private.ts';
 import { vfio_pci_iommufd_ops, type VfioCdevDevice } from './iommufd.ts';
+import { setU32 } from '../kernel/uapi/le.ts';
 
 /**
  * The VFIO device cdev (drivers/vfio/device_cdev.c and the cdev branches of vfio_main.c @ v6.15):
@@ -142,7 +143,7 @@ function vfio_df_ioctl_bind_iommufd(k: Kernel, df: VfioDeviceFile, arg: UserPtr)
     let ret = vfio_df_open(k, df);
     if (!ret) {
       const b = new Uint8Array(4);
-      new DataView(b.buffer).setUint32(0, df.devid, true);
+      setU32(b, 0, df.devid);
       ret = copy_to_user(k, uptr(arg + offsetOfEnd(vfio_device_bind_iommufd, 'iommufd')), b, 4) ? -EFAULT : 0;
       if (ret) vfio_df_close(k, df);
     }
@@ -206,7 +207,7 @@ function vfio_df_ioctl_attach_pt(k: Kernel, df: VfioDeviceFile, arg: UserPtr): n
         : device.ops.attach_ioas(device, pt);
     if (!ret) {
       const b = new Uint8Array(4);
-      new DataView(b.buffer).setUint32(0, pt.id, true);
+      setU32(b, 0, pt.id);
       if (copy_to_user(k, uptr(arg + offsetOfEnd(vfio_device_attach_iommufd_pt, 'flags')), b, 4)) {
         ret = -EFAULT;
         device.ops.detach_ioas(device); // out_detach: the RID's, even on the PASID path (as upstream)

@@ -125,6 +125,7 @@ import {
   VFIO_IOMMU_NESTING_OP,
   VFIO_IOMMU_UNMAP_DMA,
 } from '../kernel/uapi/ioctls/vfio.ts';
+import { getU32, setU32 } from '../kernel/uapi/le.ts';
 export { VFIO_CHECK_EXTENSION_T1, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_NESTING_OP, VFIO_IOMMU_UNMAP_DMA };
 export const TYPE1_IOCTL_NAMES: ReadonlyMap<number, string> = new Map([
   [VFIO_IOMMU_GET_INFO, 'VFIO_IOMMU_GET_INFO'],
@@ -204,7 +205,7 @@ interface DomainCapsule {
 }
 
 function nestingFeatures(iommu: VfioIommu): number {
-  return iommu.nesting_info ? new DataView(iommu.nesting_info.bytes.buffer).getUint32(12, true) : 0;
+  return iommu.nesting_info ? getU32(iommu.nesting_info.bytes, 12) : 0;
 }
 
 // ---- pinning and mapping ---------------------------------------------------------------------
@@ -494,7 +495,7 @@ function build_caps(iommu: VfioIommu, caps: VfioInfoCap): number {
   }
   // [v8-03] vfio_iommu_nesting_build_caps: header + nesting_info->argsz
   if (!ret && iommu.nesting_info) {
-    const argsz = new DataView(iommu.nesting_info.bytes.buffer).getUint32(0, true);
+    const argsz = getU32(iommu.nesting_info.bytes, 0);
     const nc = capHeader(8 + argsz, VFIO_IOMMU_TYPE1_INFO_CAP_NESTING);
     nc.bytes.set(iommu.nesting_info.bytes.subarray(0, argsz), 8);
     ret = vfio_info_add_capability(k, caps, nc.bytes);
@@ -650,15 +651,14 @@ function vfio_iommu_type1_nesting_op(iommu: VfioIommu, arg: number): number {
   // set from the same bytes the handler reads
   const peek = new Uint8Array(8);
   k.cur().mm.access(arg, peek, 0, 8, false);
-  const op = OP_TAGS[new DataView(peek.buffer).getUint32(4, true) & VFIO_NESTING_OP_MASK];
+  const op = OP_TAGS[getU32(peek, 4) & VFIO_NESTING_OP_MASK];
   return k.sim.call(
     FN.nesting_op,
     () => {
       const minsz = offsetOfEnd(nesting_op_decl, 'flags');
       if (copy_from_user(k, hdr, uptr(arg), minsz)) return -EFAULT;
-      const v = new DataView(hdr.buffer);
-      const argsz = v.getUint32(0, true);
-      const flags = v.getUint32(4, true);
+      const argsz = getU32(hdr, 0);
+      const flags = getU32(hdr, 4);
       k.sim.recorder.validate('vfio_iommu_type1_nesting_op', 'vfio_iommu_type1_nesting_op');
       if (argsz < minsz || flags & ~VFIO_NESTING_OP_MASK) return -EINVAL;
       // the user pointer advanced past the header, still an unsigned long; argsz never checked
@@ -808,12 +808,12 @@ function vfio_iommu_type1_attach_group(iommu: VfioIommu, iommu_group: IommuGroup
       const nalloc = kzalloc(k, 'iommu_nesting_info');
       if (!nalloc) return out_detach(-ENOMEM);
       const bytes = new Uint8Array(sizeOf(iommu_nesting_info));
-      new DataView(bytes.buffer).setUint32(0, bytes.length, true);
+      setU32(bytes, 0, bytes.length);
       iommu.nesting_info = { bytes, alloc: nalloc };
       ret = iommu_domain_get_attr(k, dom, DOMAIN_ATTR_NESTING, bytes);
       if (ret) return out_detach(ret);
       // "when @format of nesting_info is 0, fail the attach"
-      if (new DataView(bytes.buffer).getUint32(8, true) === 0) return out_detach(-ENOENT);
+      if (getU32(bytes, 8) === 0) return out_detach(-ENOENT);
     }
     // aperture minus the reserved MSI window: the container's valid IOVA ranges
     const { aperture_start, aperture_end } = dom.geometry;

@@ -34,6 +34,7 @@ import type { IommuCore } from '../iommu/iommu.ts';
 import type { IoPgfault } from '../iommu/io-pgfault.ts';
 import { vfio_info_add_capability, vfio_info_cap_shift, type VfioInfoCap } from './vfio_iommu_type1.ts';
 import { vfio_pci_dma_fault_init, vfio_pci_dma_fault_response_init, vfio_pci_dma_fault_disable, type DmaFaultState } from './vfio_pci_dma_fault.ts';
+import { getI32 } from '../kernel/uapi/le.ts';
 
 /**
  * vfio-pci's device fd (drivers/vfio/pci/vfio_pci.c, vfio_pci_rdwr.c, vfio_pci_intrs.c @ v5.12),
@@ -276,7 +277,7 @@ function set_ext_irq_trigger(vdev: VfioPciDevice, e: VfioExtIrq, count: number, 
     e.trigger = null;
     if (flags & VFIO_IRQ_SET_DATA_NONE || !count) return 0;
     if (!(flags & VFIO_IRQ_SET_DATA_EVENTFD)) return -EINVAL;
-    const fd = new DataView(data.buffer, data.byteOffset).getInt32(0, true);
+    const fd = getI32(data, 0);
     if (fd < 0) return 0;
     const ctx = eventfd_ctx_fdget(k, fd);
     if (typeof ctx === 'number') return ctx;

@@ -30,6 +30,7 @@ import {
 import { DOMAIN_ATTR_NESTING, iommu_domain_get_attr, iommu_page_response as iommu_page_response_v512, iommu_register_device_fault_handler, iommu_unregister_device_fault_handler } from '../iommu/iommu_uapi.ts';
 import { vfio_info_add_capability, type VfioInfoCap } from './vfio_iommu_type1.ts';
 import { vfio_pci_get_ext_irq_index, vfio_pci_register_dev_region, vfio_pci_register_irq, type VfioPciDevice, type VfioPciRegion, type VfioPciRegops } from './vfio_pci.ts';
+import { getU32, setU32 } from '../kernel/uapi/le.ts';
 
 /**
  * The nested-stage fault path of Eric Auger's "SMMUv3 Nested Stage Setup (VFIO part)" v13 (posted,
@@ -101,9 +102,6 @@ export interface DmaFaultState {
   handlerRegistered: boolean;
 }
 
-const u32 = (b: Uint8Array, off: number): number => new DataView(b.buffer, b.byteOffset).getUint32(off, true);
-const setU32 = (b: Uint8Array, off: number, v: number): void => new DataView(b.buffer, b.byteOffset).setUint32(off, v >>> 0, true);
-
 function align(n: number): number {
   return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 }
@@ -119,7 +117,7 @@ function domain_nests(vdev: VfioPciDevice): boolean {
   if (!domain) return false;
   const info = new Uint8Array(sizeOf(iommu_nesting_info));
   setU32(info, 0, info.length);
-  return iommu_domain_get_attr(vdev.k, domain, DOMAIN_ATTR_NESTING, info) === 0 && u32(info, 8) !== 0;
+  return iommu_domain_get_attr(vdev.k, domain, DOMAIN_ATTR_NESTING, info) === 0 && getU32(info, 8) !== 0;
 }
 
 function faultState(vdev: VfioPciDevice): DmaFaultState {
@@ -163,15 +161,15 @@ function vfio_pci_iommu_dev_fault_handler(vdev: VfioPciDevice, fault: Uint8Array
     const reg = st?.fault_pages;
     if (!st || !reg) return -EINVAL; // WARN_ON(!reg)
     mutex_lock(st.fault_queue_lock);
-    const head = u32(reg, HEAD);
-    const tail = u32(reg, TAIL);
-    const size = u32(reg, NB_ENTRIES);
+    const head = getU32(reg, HEAD);
+    const tail = getU32(reg, TAIL);
+    const size = getU32(reg, NB_ENTRIES);
     if (CIRC_SPACE(head, tail, size) < 1) {
       mutex_unlock(st.fault_queue_lock);
       return -ENOSPC;
     }
     // *new = *fault: a memcpy inside the kernel, no uaccess
-    reg.set(fault.subarray(0, IOMMU_FAULT_SIZE), u32(reg, OFFSET) + head * u32(reg, ENTRY_SIZE));
+    reg.set(fault.subarray(0, IOMMU_FAULT_SIZE), getU32(reg, OFFSET) + head * getU32(reg, ENTRY_SIZE));
     setU32(reg, HEAD, (head + 1) % size);
     mutex_unlock(st.fault_queue_lock);
     const idx = vfio_pci_get_ext_irq_index(vdev, VFIO_IRQ_TYPE_NESTED, VFIO_IRQ_SUBTYPE_DMA_FAULT);
@@ -198,8 +196,8 @@ function vfio_pci_dma_fault_rw(vdev: VfioPciDevice, region: VfioPciRegion, buf: 
       const b = new Uint8Array(4);
       if (pos !== 0 || n !== 4) ret = -EINVAL;
       else if (!copy_from_user(k, b, uptr(buf), 4)) {
-        const newTail = u32(b, 0);
-        if (newTail >= u32(base, NB_ENTRIES)) ret = -EINVAL;
+        const newTail = getU32(b, 0);
+        if (newTail >= getU32(base, NB_ENTRIES)) ret = -EINVAL;
         else {
           setU32(base, TAIL, newTail);
           ret = 4;
@@ -287,11 +285,11 @@ function dma_response_inject(vdev: VfioPciDevice): void {
     const header = st.fault_response_pages;
     if (!header) return;
     mutex_lock(st.fault_response_queue_lock);
-    let tail = u32(header, R_TAIL);
-    const head = u32(header, R_HEAD);
-    const size = u32(header, NB_ENTRIES);
+    let tail = getU32(header, R_TAIL);
+    const head = getU32(header, R_HEAD);
+    const size = getU32(header, NB_ENTRIES);
     while (CIRC_CNT(head, tail, size) >= 1) {
-      const at = u32(header, OFFSET) + tail * u32(header, ENTRY_SIZE);
+      const at = getU32(header, OFFSET) + tail * getU32(header, ENTRY_SIZE);
       const resp = decode(iommu_page_response, header.subarray(at, at + IOMMU_PAGE_RESPONSE_SIZE));
       // "TODO: properly handle the return value"
       iommu_page_response_v512(k, vdev.core, vdev.dev, resp);
@@ -323,12 +321,12 @@ function vfio_pci_dma_fault_response_rw(vdev: VfioPciDevice, region: VfioPciRegi
     if (pos >= region.size) return -EINVAL;
     const n = Math.min(count, region.size - pos);
     if (!iswrite) return copy_to_user(k, uptr(buf), base, n, pos) ? -EFAULT : n;
-    if (pos >= u32(base, OFFSET)) return copy_from_user(k, base, uptr(buf), n, pos) ? -EFAULT : n;
+    if (pos >= getU32(base, OFFSET)) return copy_from_user(k, base, uptr(buf), n, pos) ? -EFAULT : n;
     if (pos !== 0 || n !== 4) return -EINVAL;
     const b = new Uint8Array(4);
     if (copy_from_user(k, b, uptr(buf), 4)) return -EFAULT;
-    const newHead = u32(b, 0);
-    if (newHead >= u32(base, NB_ENTRIES)) return -EINVAL;
+    const newHead = getU32(b, 0);
+    if (newHead >= getU32(base, NB_ENTRIES)) return -EINVAL;
     mutex_lock(st.fault_response_queue_lock);
     setU32(base, R_HEAD, newHead);
     mutex_unlock(st.fault_response_queue_lock);

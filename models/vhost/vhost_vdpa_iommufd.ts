@@ -27,6 +27,7 @@ import type { IommufdCtx } from '../iommufd/iommufd_private.ts';
 import { iommufd_ctx_from_fd, iommufd_ctx_put } from '../iommufd/main.ts';
 import type { VdpaDevice } from './vdpa.ts';
 import { vhost_vdpa_probe, type VhostVdpa, type VhostVdpaExtension } from './vhost_vdpa.ts';
+import { setU32 } from '../kernel/uapi/le.ts';
 
 /**
  * Design B's vhost-vdpa (a projection after Cindy Lu's RFC, Sep/Nov 2023, never merged): the vDPA
@@ -215,7 +216,7 @@ function vdpa_ioctl_device_attach(k: Kernel, v: VhostVdpa, argp: UserPtr): numbe
     mutex_unlock(v.mutex);
     if (rc) return rc;
     const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, pt.id, true);
+    setU32(b, 0, pt.id);
     return copy_to_user(k, uptr(argp + offsetOfEnd(vdpa_device_attach_iommufd_as, 'flags')), b, 4) ? -EFAULT : 0;
   });
 }

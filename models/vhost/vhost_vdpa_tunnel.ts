@@ -28,6 +28,7 @@ import {
 } from '../iommu/iommu_uapi.ts';
 import type { IommuDomain } from '../iommu/types.ts';
 import type { VhostVdpa, VhostVdpaExtension } from './vhost_vdpa.ts';
+import { getU32, setU32 } from '../kernel/uapi/le.ts';
 
 /**
  * Design A's vDPA side: a PROJECTION, never posted. In the v7 thread Jean-Philippe Brucker wrote
@@ -115,7 +116,7 @@ function vhost_vdpa_get_nesting_info(v: VhostVdpa, arg: number): number {
     if (typeof dom === 'number') return dom;
     const size = sizeOf(iommu_nesting_info);
     const info = new Uint8Array(size);
-    new DataView(info.buffer).setUint32(0, Math.min(argsz, size), true);
+    setU32(info, 0, Math.min(argsz, size));
     const ret = iommu_domain_get_attr(k, dom, DOMAIN_ATTR_NESTING, info);
     if (ret) return ret;
     const n = argsz < size ? 4 : size;
@@ -125,8 +126,8 @@ function vhost_vdpa_get_nesting_info(v: VhostVdpa, arg: number): number {
 
 function features(v: VhostVdpa, dom: IommuDomain): number {
   const info = new Uint8Array(sizeOf(iommu_nesting_info));
-  new DataView(info.buffer).setUint32(0, info.length, true);
-  return iommu_domain_get_attr(v.k, dom, DOMAIN_ATTR_NESTING, info) ? 0 : new DataView(info.buffer).getUint32(12, true);
+  setU32(info, 0, info.length);
+  return iommu_domain_get_attr(v.k, dom, DOMAIN_ATTR_NESTING, info) ? 0 : getU32(info, 12);
 }
 
 function vhost_vdpa_bind_gpasid_fn(v: VhostVdpa, dev: Device, dc: VdpaCapsule): number {
@@ -184,7 +185,7 @@ function vhost_vdpa_nesting_op(v: VhostVdpa, arg: number): number {
   const k = v.k;
   const peek = new Uint8Array(8);
   k.cur().mm.access(arg, peek, 0, 8, false);
-  const op = OP_TAGS[new DataView(peek.buffer).getUint32(4, true) & VFIO_NESTING_OP_MASK];
+  const op = OP_TAGS[getU32(peek, 4) & VFIO_NESTING_OP_MASK];
   return k.sim.call(
     FN.nesting_op,
     () => {
@@ -192,9 +193,8 @@ function vhost_vdpa_nesting_op(v: VhostVdpa, arg: number): number {
       if (v.owner !== k.cur().mm) return -EPERM;
       const hdr = new Uint8Array(8);
       if (copy_from_user(k, hdr, uptr(arg), 8)) return -EFAULT;
-      const dv = new DataView(hdr.buffer);
-      const argsz = dv.getUint32(0, true);
-      const flags = dv.getUint32(4, true);
+      const argsz = getU32(hdr, 0);
+      const flags = getU32(hdr, 4);
       k.sim.recorder.validate('vhost_vdpa_nesting_op', 'vhost_vdpa_nesting_op');
       if (argsz < 8 || flags & ~VFIO_NESTING_OP_MASK) return -EINVAL;
       switch (flags & VFIO_NESTING_OP_MASK) {

@@ -67,10 +67,11 @@ export class UserCalls {
 
   /** ioctl(fd, cmd, &s) with `s` encoded in the arena; `sizeField` fills a leading size/argsz. */
   ioctl(fd: number, cmd: number, decl: StructDecl, value: UapiInput, sizeField?: 'size' | 'argsz'): IoctlOut {
+    // the size member first, as a C initialiser would put it (and no `{...o, x}`: slow on Node 20)
     const v = sizeField ? { [sizeField]: sizeOf(decl), ...value } : value;
     const at = this.put(decl, v);
     const rc = this.sys.ioctl(this.task, fd, cmd, at);
-    return { ...this.res(rc), out: decode(decl, this.read(at, sizeOf(decl))) };
+    return { rc, errno: rc < 0 ? this.task.errno : 0, out: decode(decl, this.read(at, sizeOf(decl))) };
   }
 
   /** ioctl with a plain argument (a number or a pointer the caller built). */
@@ -90,7 +91,7 @@ export class UserCalls {
   readInto(fd: number, len: number): { rc: number; errno: number; bytes: Uint8Array } {
     const at = this.putBytes(new Uint8Array(len));
     const rc = this.sys.read(this.task, fd, at, len);
-    return { ...this.res(rc), bytes: rc > 0 ? this.read(at, rc) : new Uint8Array(0) };
+    return { rc, errno: rc < 0 ? this.task.errno : 0, bytes: rc > 0 ? this.read(at, rc) : new Uint8Array(0) };
   }
 
   write(fd: number, bytes: Uint8Array): SysResult {

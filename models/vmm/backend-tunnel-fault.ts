@@ -44,6 +44,7 @@ import {
 import { VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_SET_IRQS } from '../kernel/uapi/ioctls/vfio.ts';
 import type { HostFault, PageResponseCode } from './backend.ts';
 import { capChain, type UserMem } from './backend-tunnel-user.ts';
+import { setU32 } from '../kernel/uapi/le.ts';
 
 /** what the backend keeps of a device's two rings */
 export interface FaultRings {
@@ -111,7 +112,7 @@ export function setupFaultRings(u: UserMem, devfd: number, onEventfd: (fd: numbe
   const efd = u.eventfd();
   onEventfd(efd);
   const data = new Uint8Array(4);
-  new DataView(data.buffer).setInt32(0, efd, true);
+  setU32(data, 0, efd);
   const set = u.put(vfio_irq_set, { argsz: 24, flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index: irq, start: 0, count: 1, data });
   u.ioctl(devfd, VFIO_DEVICE_SET_IRQS, set, 'VFIO_DEVICE_SET_IRQS');
   const hdr = u.alloc(20);

@@ -9,6 +9,7 @@ import type { Task } from '../kernel/process.ts';
 import type { Syscalls } from '../kernel/syscalls.ts';
 import { decode, encode, type StructDecl, type UapiInput, type UapiObject } from '../kernel/uapi/index.ts';
 import { failErrno, type IntentFailure } from './backend.ts';
+import { setU32 } from '../kernel/uapi/le.ts';
 
 const HEAP = 256 * 1024;
 
@@ -64,13 +65,13 @@ export class UserMem {
 
   u32(v: number): UserPtr {
     const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    setU32(b, 0, v >>> 0);
     return this.bytes(b);
   }
 
   s32(v: number): UserPtr {
     const b = new Uint8Array(4);
-    new DataView(b.buffer).setInt32(0, v, true);
+    setU32(b, 0, v);
     return this.bytes(b);
   }
 

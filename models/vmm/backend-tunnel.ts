@@ -455,22 +455,26 @@ export class TunnelBackend implements VmmBackend {
   // ---- invalidation --------------------------------------------------------------------------
 
   private invInfo(pasid: number, range: InvRange): Uint8Array {
-    const base = { argsz: sizeOf(iommu_cache_invalidate_info), version: IOMMU_CACHE_INVALIDATE_INFO_VERSION_1, cache: IOMMU_CACHE_INV_TYPE_IOTLB };
+    const argsz = sizeOf(iommu_cache_invalidate_info);
+    const version = IOMMU_CACHE_INVALIDATE_INFO_VERSION_1;
+    const cache = IOMMU_CACHE_INV_TYPE_IOTLB;
     // IOTLB only: with ATS the driver flushes the device-TLB too (intel_iommu_sva_invalidate)
     if (isWholePasid(range)) {
-      return encode(iommu_cache_invalidate_info, { ...base, granularity: IOMMU_INV_GRANU_PASID, granu: { pasid_info: { flags: IOMMU_INV_PASID_FLAGS_PASID, archid: 0, pasid: BigInt(pasid) } } });
+      return encode(iommu_cache_invalidate_info, { argsz, version, cache, granularity: IOMMU_INV_GRANU_PASID, granu: { pasid_info: { flags: IOMMU_INV_PASID_FLAGS_PASID, archid: 0, pasid } } });
     }
     return encode(iommu_cache_invalidate_info, {
-      ...base,
+      argsz,
+      version,
+      cache,
       granularity: IOMMU_INV_GRANU_ADDR,
       granu: {
         addr_info: {
           flags: IOMMU_INV_ADDR_FLAGS_PASID | (range.leaf ? IOMMU_INV_ADDR_FLAGS_LEAF : 0),
           archid: 0,
-          pasid: BigInt(pasid),
-          addr: BigInt(range.addr),
-          granule_size: 4096n,
-          nb_granules: BigInt(range.pages),
+          pasid,
+          addr: range.addr,
+          granule_size: 4096,
+          nb_granules: range.pages,
         },
       },
     });

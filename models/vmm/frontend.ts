@@ -382,8 +382,8 @@ export class IntelIommuFrontend {
       all.devtlb ||= r.devtlb;
       return;
     }
-    if (r.pages === INV_ALL_PAGES) p.ranges = [{ ...r, devtlb: r.devtlb || p.ranges.some((x) => x.devtlb) }];
-    else p.ranges.push({ ...r });
+    if (r.pages === INV_ALL_PAGES) p.ranges = [{ addr: r.addr, pages: r.pages, leaf: r.leaf, devtlb: r.devtlb || p.ranges.some((x) => x.devtlb) }];
+    else p.ranges.push({ addr: r.addr, pages: r.pages, leaf: r.leaf, devtlb: r.devtlb });
   }
 
   /**
@@ -406,7 +406,8 @@ export class IntelIommuFrontend {
     for (const p of batch) {
       if (p.ranges.length === 0) continue;
       this.sim.call(FN.hostPiotlb, () => {
-        const ranges: InvRange[] = p.ranges.map((r) => Object.freeze({ ...r }));
+        // a copy the backend cannot change under the frontend (readonly by type)
+        const ranges: InvRange[] = p.ranges.map((r) => ({ addr: r.addr, pages: r.pages, leaf: r.leaf, devtlb: r.devtlb }));
         const r = this.backend.invalidate(p.device, p.pasid, ranges);
         if (!r.ok) this.errors.push({ intent: 'invalidate', device: p.device, pasid: p.pasid, failure: r });
       });

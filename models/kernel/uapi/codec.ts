@@ -12,7 +12,8 @@
  * - A trailing flex array encodes from a Uint8Array (raw bytes) or an array of elements, and
  *   decodes `flexCount` elements, or as many whole elements as the remaining bytes hold.
  */
-import { layoutOf, scalarSize, type LaidNode, type LaidRecord, type LaidField } from './layout.ts';
+import { compileCodec, type CompiledCodec } from './compile.ts';
+import { layoutOf, scalarSize, type LaidNode, type LaidRecord, type LaidField, type StructLayout } from './layout.ts';
 import type { ScalarType, StructDecl, UapiInput, UapiInputValue, UapiObject, UapiValue } from './types.ts';
 
 export interface DecodeOptions {
@@ -30,7 +31,11 @@ export function encode(decl: StructDecl, value: UapiInput = {}): Uint8Array {
   }
   const total = lay.flex ? Math.max(lay.size, lay.flex.offset + (flexBytes?.length ?? 0)) : lay.size;
   const buf = new Uint8Array(total);
-  writeRecord(buf, 0, lay.root, value, decl.name, true);
+  if (!compiled(lay).enc(buf, value)) {
+    // the generic walk writes the same bytes, or throws naming the member at fault
+    buf.fill(0);
+    writeRecord(buf, 0, lay.root, value, decl.name, true);
+  }
   if (lay.flex && flexBytes) buf.set(flexBytes, lay.flex.offset);
   return buf;
 }
@@ -40,9 +45,9 @@ export function decode(decl: StructDecl, bytes: Uint8Array, opts: DecodeOptions 
   if (bytes.length < lay.size) {
     throw new Error(`uapi: ${decl.name}: need ${lay.size} bytes, got ${bytes.length}`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = readRecord(view, bytes, 0, lay.root);
+  const out = compiled(lay).dec(bytes);
   if (lay.flex) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const { name, offset, elem } = lay.flex;
     const room = Math.floor((bytes.length - offset) / elem.size);
     const count = opts.flexCount ?? room;
@@ -55,6 +60,27 @@ export function decode(decl: StructDecl, bytes: Uint8Array, opts: DecodeOptions 
   }
   return out;
 }
+
+/** encode and decode without the generic walk, generated once per struct (compile.ts) */
+const compiledCache = new WeakMap<StructLayout, CompiledCodec>();
+function compiled(lay: StructLayout): CompiledCodec {
+  let c = compiledCache.get(lay);
+  if (!c) compiledCache.set(lay, (c = compileCodec(lay, { writeNode, readArray, memberNames })));
+  return c;
+}
+
+/** The generic walk alone and the generated code, for tests that hold one to the other. */
+export const codecPaths = {
+  compiled: (decl: StructDecl): CompiledCodec => compiled(layoutOf(decl)),
+  encodeFixed(decl: StructDecl, value: UapiInput, size: number): Uint8Array {
+    const buf = new Uint8Array(size);
+    writeRecord(buf, 0, layoutOf(decl).root, value, decl.name, true);
+    return buf;
+  },
+  decodeFixed(decl: StructDecl, bytes: Uint8Array): UapiObject {
+    return readRecord(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), bytes, 0, layoutOf(decl).root);
+  },
+};
 
 // ---------------------------------------------------------------- encode
 

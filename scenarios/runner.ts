@@ -396,14 +396,18 @@ function closeOrder(run: StackRun, order: readonly string[] | undefined): string
   const be = run.vm.backend;
   const open = be.openFds();
   const names = order ?? [...run.devices.keys(), 'iommu'];
-  const lastAt = (f: string): number => Math.max(...be.fdDevices(f).map((d) => names.indexOf(d)));
-  const out: string[] = [];
-  names.forEach((n, i) => {
-    if (n === 'iommu') out.push(...open.filter((f) => be.fdDevices(f).length === 0));
-    else out.push(...open.filter((f) => be.fdDevices(f).includes(n) && lastAt(f) === i));
-  });
-  for (const f of open) if (!out.includes(f)) out.push(f);
-  return out;
+  const index = new Map<string, number>();
+  names.forEach((n, i) => index.has(n) || index.set(n, i));
+  // per position in the order, the fds that close there (an fd goes with the last of its devices)
+  const at: string[][] = names.map(() => []);
+  const rest: string[] = [];
+  for (const f of open) {
+    const devs = be.fdDevices(f);
+    const i = devs.length ? Math.max(...devs.map((d) => index.get(d) ?? -1)) : (index.get('iommu') ?? -1);
+    if (i >= 0) at[i]!.push(f);
+    else rest.push(f);
+  }
+  return [...at.flat(), ...rest];
 }
 
 /**

@@ -117,13 +117,25 @@ function prepare(c: LatencyComparison): Prepared {
   return { c, du, nz: Int32Array.from(nz), dContention: c.tunnel.contentionNs - c.iommufd.contentionNs };
 }
 
-/** Counts, per comparison, which stack is lower under each sampled profile. */
+/**
+ * Counts, per comparison, which stack is lower under each sampled profile. Comparisons with the
+ * same difference vector, contention and tolerance count alike (a run reused under another
+ * invalidation option gives exactly that), so each distinct one is counted once.
+ */
 function gridCounts(ps: readonly Prepared[], profiles: Float64Array, n: number): SensitivityResult['grid'][] {
   const out = ps.map(() => ({ profiles: n, tunnelLower: 0, iommufdLower: 0, equal: 0 }));
+  const counted = new Map<string, SensitivityResult['grid']>();
   for (let k = 0; k < ps.length; k++) {
     const { du, nz, dContention, c } = ps[k]!;
     const tol = tolerance(c.tunnel.recordedNs, c.iommufd.recordedNs);
+    const key = `${dContention} ${tol} ${Array.from(nz, (j) => `${j}:${du[j]}`).join(' ')}`;
+    const same = counted.get(key);
+    if (same) {
+      out[k] = { ...same };
+      continue;
+    }
     const g = out[k]!;
+    counted.set(key, g);
     for (let s = 0; s < n; s++) {
       const base = s * USAGE_LENGTH;
       let d = dContention;

@@ -51,7 +51,7 @@ export function stepResult(
     provenance: tm.provenance,
     handlers: tm.handlers,
     validations: Object.fromEntries([...rec.validations].map(([k, v]) => [k, [...v].sort()])),
-    locks: Object.fromEntries([...rec.locks].map(([k, v]) => [k, { ...v }])),
+    locks: Object.fromEntries([...rec.locks].map(([k, v]) => [k, { taken: v.taken, heldNs: v.heldNs, waitNs: v.waitNs }])),
     counters: Object.fromEntries([...rec.counters].sort(([a], [b]) => a.localeCompare(b))),
   };
   if (meta.keepTrace) r.flatTrace = flattenTrace([rec.traceBuf, ...rec.mergedBufs]);

@@ -56,33 +56,39 @@ export interface StepRecording {
   readonly ioctlStack: IoctlRecord[];
 }
 
-function newRecording(path: string, label: string, thread: string, now: number): StepRecording {
-  return {
-    path,
-    label,
-    thread,
-    startNs: now,
-    endNs: now,
-    prims: new Map(),
-    syscalls: 0,
-    ioctls: [],
-    copiesFromUser: 0,
-    bytesFromUser: 0,
-    copiesToUser: 0,
-    bytesToUser: 0,
-    userPtrDepth: -1,
-    validations: new Map(),
-    locks: new Map(),
-    contentionNs: 0,
-    counters: new Map(),
-    traceBuf: new TraceBuffer(),
-    mergedBufs: [],
-    get trace(): Span[] {
-      const own = this.traceBuf.spans();
-      return this.mergedBufs.length ? own.concat(...this.mergedBufs.map((b) => b.spans())) : own;
-    },
-    ioctlStack: [],
-  };
+/** A step's recording: a class, so that the `trace` getter lives on the prototype (an object
+ * literal with a getter costs a new accessor per step). */
+class Recording implements StepRecording {
+  endNs: number;
+  readonly prims = new Map<string, Float64Array>();
+  syscalls = 0;
+  readonly ioctls: IoctlRecord[] = [];
+  copiesFromUser = 0;
+  bytesFromUser = 0;
+  copiesToUser = 0;
+  bytesToUser = 0;
+  userPtrDepth = -1;
+  readonly validations = new Map<string, Set<string>>();
+  readonly locks = new Map<string, LockStat>();
+  contentionNs = 0;
+  readonly counters = new Map<string, number>();
+  readonly traceBuf = new TraceBuffer();
+  readonly mergedBufs: TraceBuffer[] = [];
+  readonly ioctlStack: IoctlRecord[] = [];
+
+  constructor(
+    public path: string,
+    public label: string,
+    public thread: string,
+    public startNs: number,
+  ) {
+    this.endNs = startNs;
+  }
+
+  get trace(): Span[] {
+    const own = this.traceBuf.spans();
+    return this.mergedBufs.length ? own.concat(...this.mergedBufs.map((b) => b.spans())) : own;
+  }
 }
 
 /**
@@ -90,16 +96,28 @@ function newRecording(path: string, label: string, thread: string, now: number):
  * switches threads; charges made outside any step go to `unattributed`.
  */
 export class Recorder {
-  readonly unattributed: StepRecording = newRecording('-', 'unattributed', '-', 0);
+  readonly unattributed: StepRecording = new Recording('-', 'unattributed', '-', 0);
   current: StepRecording = this.unattributed;
 
   open(path: string, label: string, thread: string, now: number): StepRecording {
-    return newRecording(path, label, thread, now);
+    return new Recording(path, label, thread, now);
   }
 
+  // the last (recording, layer) charged and its array: most charges repeat the previous one's
+  private lastRec: StepRecording | null = null;
+  private lastLayer = '';
+  private lastPrims: Float64Array = new Float64Array(0);
+
   charge(layer: string, kind: number, count: number, bytes: number): void {
-    let a = this.current.prims.get(layer);
-    if (!a) this.current.prims.set(layer, (a = new Float64Array(NPRIM * 2)));
+    let a: Float64Array | undefined;
+    if (this.current === this.lastRec && layer === this.lastLayer) a = this.lastPrims;
+    else {
+      a = this.current.prims.get(layer);
+      if (!a) this.current.prims.set(layer, (a = new Float64Array(NPRIM * 2)));
+      this.lastRec = this.current;
+      this.lastLayer = layer;
+      this.lastPrims = a;
+    }
     a[kind * 2]! += count;
     a[kind * 2 + 1]! += bytes;
   }

@@ -103,10 +103,17 @@ export function bufferMetrics(bufs: readonly TraceBuffer[]): TreeMetrics {
       layer = new Array<string>(n);
     }
     // a span's parent is recorded before it, so one forward pass sees every parent first
+    let k = 0;
+    let nextTagged = b.tagCount ? b.tagIndexAt(0) : -1;
     for (let i = 0; i < n; i++) {
+      let op: string | undefined;
+      if (i === nextTagged) {
+        op = b.tagOpAt(k++);
+        nextTagged = k < b.tagCount ? b.tagIndexAt(k) : -1;
+      }
       const p = b.parentAt(i);
-      if (p < 0) acc.span(b.fnAt(i), b.opAt(i), 1, null, false, 0);
-      else acc.span(b.fnAt(i), b.opAt(i), depth[p]! + 1, layer[p]!, below[p] === 1, hops[p]!);
+      if (p < 0) acc.span(b.fnAt(i), op, 1, null, false, 0);
+      else acc.span(b.fnAt(i), op, depth[p]! + 1, layer[p]!, below[p] === 1, hops[p]!);
       depth[i] = p < 0 ? 1 : depth[p]! + 1;
       layer[i] = acc.layer;
       below[i] = acc.below ? 1 : 0;

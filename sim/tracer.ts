@@ -77,9 +77,10 @@ const NO_I32 = new Int32Array(0);
 export class TraceBuffer {
   n = 0;
   private readonly fns: KFn[] = [];
-  /** per-call tags are rare: kept by span index */
-  private readonly ops = new Map<number, string>();
-  private readonly notes = new Map<number, string>();
+  /** per-call tags are rare: the indices of the spans that have one, ascending, and the tags */
+  private readonly tagged: number[] = [];
+  private readonly ops: (string | undefined)[] = [];
+  private readonly notes: (string | undefined)[] = [];
   // empty until the first span (an idle wait records none); then 512 spans, doubling
   private start: Float64Array = NO_F64;
   private end: Float64Array = NO_F64;
@@ -94,8 +95,11 @@ export class TraceBuffer {
     const i = this.n++;
     if (i === this.start.length) this.grow();
     this.fns[i] = fn;
-    if (op !== undefined) this.ops.set(i, op);
-    if (note !== undefined) this.notes.set(i, note);
+    if (op !== undefined || note !== undefined) {
+      this.tagged.push(i);
+      this.ops.push(op);
+      this.notes.push(note);
+    }
     this.start[i] = now;
     this.end[i] = now;
     this.parent[i] = parent;
@@ -130,12 +134,21 @@ export class TraceBuffer {
     return this.parent[i]!;
   }
 
-  opAt(i: number): string | undefined {
-    return this.ops.size ? this.ops.get(i) : undefined;
+  /** how many spans carry a per-call tag; the k-th of them, in span order, is at tagIndexAt(k) */
+  get tagCount(): number {
+    return this.tagged.length;
   }
 
-  noteAt(i: number): string | undefined {
-    return this.notes.size ? this.notes.get(i) : undefined;
+  tagIndexAt(k: number): number {
+    return this.tagged[k]!;
+  }
+
+  tagOpAt(k: number): string | undefined {
+    return this.ops[k];
+  }
+
+  tagNoteAt(k: number): string | undefined {
+    return this.notes[k];
   }
 
   /** the span's duration on its thread's clock */
@@ -148,12 +161,15 @@ export class TraceBuffer {
     if (this.tree) return this.tree;
     const nodes: Span[] = [];
     const roots: Span[] = [];
+    let k = 0;
     for (let i = 0; i < this.n; i++) {
       const node: Span = { fn: this.fns[i]!, start: this.start[i]!, end: this.end[i]!, children: [] };
-      const op = this.ops.get(i);
-      if (op !== undefined) node.op = op;
-      const note = this.notes.get(i);
-      if (note !== undefined) node.note = note;
+      if (k < this.tagged.length && this.tagged[k] === i) {
+        const op = this.ops[k];
+        if (op !== undefined) node.op = op;
+        const note = this.notes[k++];
+        if (note !== undefined) node.note = note;
+      }
       nodes.push(node);
       const p = this.parent[i]!;
       if (p < 0) roots.push(node);

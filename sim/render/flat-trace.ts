@@ -42,10 +42,8 @@ export function flattenTrace(bufs: readonly TraceBuffer[]): FlatTrace {
       const p = b.parentAt(i);
       parent[at + i] = p < 0 ? -1 : at + p;
       ns[at + i] = b.nsAt(i);
-      const op = b.opAt(i);
-      const note = b.noteAt(i);
-      if (op !== undefined || note !== undefined) tags.push([at + i, op, note]);
     }
+    for (let k = 0; k < b.tagCount; k++) tags.push([at + b.tagIndexAt(k), b.tagOpAt(k), b.tagNoteAt(k)]);
     at += b.n;
   }
   return { fn, parent, ns, fns, tags };

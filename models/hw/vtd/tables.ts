@@ -236,14 +236,16 @@ function writeWords(mem: PhysicalMemory, pa: number, w: ArrayLike<number>): void
   for (let i = 0; i < w.length; i += 2) mem.writeQword(pa + i * 4, w[i]!, w[i + 1]!);
 }
 
-function readWords(mem: PhysicalMemory, pa: number, n: number): Int32Array {
-  const w = new Int32Array(n);
+function readWords(mem: PhysicalMemory, pa: number, n: number, into = new Int32Array(n)): Int32Array {
   for (let i = 0; i < n; i += 2) {
-    w[i] = mem.readQword(pa + i * 4);
-    w[i + 1] = mem.hi;
+    into[i] = mem.readQword(pa + i * 4);
+    into[i + 1] = mem.hi;
   }
-  return w;
+  return into;
 }
+
+/** where read-and-decode helpers read: the decoders copy every field out, so nothing keeps it */
+const scratch = new Int32Array(16);
 
 export function rootEntryAddress(rootTable: number, bus: number): number {
   return rootTable + (bus & 0xff) * ROOT_ENTRY_SIZE;
@@ -260,25 +262,25 @@ export function pasidEntryAddress(table: number, pasid: number): number {
 }
 
 export function readRootEntry(mem: PhysicalMemory, rootTable: number, bus: number): RootEntry {
-  return decodeRootEntry(readWords(mem, rootEntryAddress(rootTable, bus), 4));
+  return decodeRootEntry(readWords(mem, rootEntryAddress(rootTable, bus), 4, scratch));
 }
 export function writeRootEntry(mem: PhysicalMemory, rootTable: number, bus: number, e: RootEntry): void {
   writeWords(mem, rootEntryAddress(rootTable, bus), encodeRootEntry(e));
 }
 export function readContextEntryAt(mem: PhysicalMemory, pa: number): ContextEntry {
-  return decodeContextEntry(readWords(mem, pa, 8));
+  return decodeContextEntry(readWords(mem, pa, 8, scratch));
 }
 export function writeContextEntryAt(mem: PhysicalMemory, pa: number, e: ContextEntry): void {
   writeWords(mem, pa, encodeContextEntry(e));
 }
 export function readPasidDirEntryAt(mem: PhysicalMemory, pa: number): PasidDirEntry {
-  return decodePasidDirEntry(readWords(mem, pa, 2));
+  return decodePasidDirEntry(readWords(mem, pa, 2, scratch));
 }
 export function writePasidDirEntryAt(mem: PhysicalMemory, pa: number, e: PasidDirEntry): void {
   writeWords(mem, pa, encodePasidDirEntry(e));
 }
 export function readPasidEntryAt(mem: PhysicalMemory, pa: number): PasidEntry {
-  return decodePasidEntry(readWords(mem, pa, 16));
+  return decodePasidEntry(readWords(mem, pa, 16, scratch));
 }
 export function readPasidEntryWordsAt(mem: PhysicalMemory, pa: number): Int32Array {
   return readWords(mem, pa, 16);

@@ -44,7 +44,14 @@ export interface KFn {
    * per-layer figures say which layer copied; the span still shows in the call graph.
    */
   readonly inheritLayer?: boolean;
+  /** the function's number in this thread's registry (set by `kfn`): what trace buffers store */
+  readonly id?: number;
 }
+
+/** every function declared in this thread, by number: a trace buffer stores numbers, not pointers */
+const registry: KFn[] = [];
+/** numbers of functions built as plain objects rather than through `kfn` (tests) */
+const literalIds = new WeakMap<KFn, number>();
 
 /**
  * Declares a function. Every KFn gets the same shape (absent fields stored as undefined) so that
@@ -52,7 +59,28 @@ export interface KFn {
  */
 export function kfn(def: KFn): KFn {
   const { name, layer, sig, prov, uapi, op, entry, handler, inheritLayer } = def;
-  return Object.freeze({ name, layer, sig, prov, uapi, op, entry, handler, inheritLayer }) as KFn;
+  const f = Object.freeze({ name, layer, sig, prov, uapi, op, entry, handler, inheritLayer, id: registry.length }) as KFn;
+  registry.push(f);
+  return f;
+}
+
+export function kfnId(fn: KFn): number {
+  if (fn.id !== undefined && registry[fn.id] === fn) return fn.id;
+  let id = literalIds.get(fn);
+  if (id === undefined) {
+    id = registry.push(fn) - 1;
+    literalIds.set(fn, id);
+  }
+  return id;
+}
+
+export function kfnById(id: number): KFn {
+  return registry[id]!;
+}
+
+/** how many functions are registered: ids are below this */
+export function kfnCount(): number {
+  return registry.length;
 }
 
 export interface Span {
@@ -76,7 +104,8 @@ const NO_I32 = new Int32Array(0);
 
 export class TraceBuffer {
   n = 0;
-  private readonly fns: KFn[] = [];
+  /** per span, the function's registry number (kfnId) */
+  private fnIds: Int32Array = NO_I32;
   /** per-call tags are rare: the indices of the spans that have one, ascending, and the tags */
   private readonly tagged: number[] = [];
   private readonly ops: (string | undefined)[] = [];
@@ -94,7 +123,7 @@ export class TraceBuffer {
     if (this.discard) return -1;
     const i = this.n++;
     if (i === this.start.length) this.grow();
-    this.fns[i] = fn;
+    this.fnIds[i] = kfnId(fn);
     if (op !== undefined || note !== undefined) {
       this.tagged.push(i);
       this.ops.push(op);
@@ -120,13 +149,22 @@ export class TraceBuffer {
     };
     this.start = f(this.start);
     this.end = f(this.end);
-    const p = new Int32Array(cap);
-    p.set(this.parent);
-    this.parent = p;
+    const g = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.parent = g(this.parent);
+    this.fnIds = g(this.fnIds);
   }
 
   fnAt(i: number): KFn {
-    return this.fns[i]!;
+    return registry[this.fnIds[i]!]!;
+  }
+
+  /** the span's function as its registry number */
+  fnIdAt(i: number): number {
+    return this.fnIds[i]!;
   }
 
   /** the parent span's index in this buffer, −1 for a root */
@@ -163,7 +201,7 @@ export class TraceBuffer {
     const roots: Span[] = [];
     let k = 0;
     for (let i = 0; i < this.n; i++) {
-      const node: Span = { fn: this.fns[i]!, start: this.start[i]!, end: this.end[i]!, children: [] };
+      const node: Span = { fn: registry[this.fnIds[i]!]!, start: this.start[i]!, end: this.end[i]!, children: [] };
       if (k < this.tagged.length && this.tagged[k] === i) {
         const op = this.ops[k];
         if (op !== undefined) node.op = op;

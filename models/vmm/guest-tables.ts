@@ -34,12 +34,15 @@ function pasidDirOf(vtd: Vtd, mem: PhysicalMemory, sid: number): { dir: number; 
   return { dir: ce.pasidDirPtr, pasids: pasidDirEntries(ce.pdts) * 64 };
 }
 
-/** vtd_dev_get_pe_from_pasid: the guest's entry for (sid, pasid), or null when none is reachable. */
+/**
+ * vtd_dev_get_pe_from_pasid: the guest's entry for (sid, pasid), or null when none is reachable or
+ * the entry is not present (the callers treat both alike; a sync reads many absent entries).
+ */
 export function guestPasidEntry(vtd: Vtd, mem: PhysicalMemory, sid: number, pasid: number): GuestPasidEntry | null {
   const d = pasidDirOf(vtd, mem, sid);
   if (!d || pasid >= d.pasids) return null;
   const at = pasidEntryAddressFor(mem, d.dir, pasid);
-  if (at < 0) return null;
+  if (at < 0 || (mem.readU32(at) & 1) === 0) return null;
   const words = readPasidEntryWordsAt(mem, at);
   return { words, entry: decodePasidEntry(words) };
 }

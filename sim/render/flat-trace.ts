@@ -4,7 +4,7 @@
  * is a copy of bytes). It becomes SpanJson trees only where a reader asks for them, so a suite
  * whose report shows a handful of call graphs never builds a million span objects.
  */
-import type { KFn, TraceBuffer } from '../tracer.ts';
+import { kfnById, kfnCount, type KFn, type TraceBuffer } from '../tracer.ts';
 import { spanJson, type SpanJson } from './function-graph.ts';
 
 export interface FlatTrace {
@@ -27,16 +27,17 @@ export function flattenTrace(bufs: readonly TraceBuffer[]): FlatTrace {
   const parent = new Int32Array(n);
   const ns = new Float64Array(n);
   const fns: KFn[] = [];
-  const fnIndex = new Map<KFn, number>();
+  // registry number → index in `fns` + 1 (0: not yet seen)
+  const local = new Int32Array(kfnCount());
   const tags: FlatTrace['tags'] = [];
   let at = 0;
   for (const b of bufs) {
     for (let i = 0; i < b.n; i++) {
-      const f = b.fnAt(i);
-      let k = fnIndex.get(f);
-      if (k === undefined) {
-        k = fns.push(f) - 1;
-        fnIndex.set(f, k);
+      const id = b.fnIdAt(i);
+      let k = local[id]! - 1;
+      if (k < 0) {
+        k = fns.push(kfnById(id)) - 1;
+        local[id] = k + 1;
       }
       fn[at + i] = k;
       const p = b.parentAt(i);

@@ -141,6 +141,11 @@ function pasidEntries(
   const out: unknown[] = [];
   const nDir = pasidDirEntries(pdts);
   for (let d = 0; d < nDir; d++) {
+    // a page of the directory (512 entries) that was never written holds no present entry
+    if ((dir + d * 8) % 4096 === 0 && !mem.holdsData(dir + d * 8)) {
+      d += 511;
+      continue;
+    }
     if ((mem.readU32(dir + d * 8) & 1) === 0) continue; // P clear: skip without decoding
     const pde = readPasidDirEntryAt(mem, dir + d * 8);
     for (let i = 0; i < 64; i++) {

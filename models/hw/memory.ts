@@ -53,6 +53,8 @@ export class PhysicalMemory {
   /** High 32 bits of the last `fetch`/`readQword` (the return value is the low half). */
   hi = 0;
 
+  /** frames at or above this are beyond the address width */
+  private readonly pfnLimit: number;
   private words: Int32Array;
   private bytes: Uint8Array;
   private slotCount = 0;
@@ -69,11 +71,15 @@ export class PhysicalMemory {
   private windowLabels = new Float64Array(0);
   private windowFirst = 0;
   private readonly regionIds = new Map<string, number>();
+  /** the last region labelled and its id: frames are labelled a run at a time */
+  private lastRegion = '';
+  private lastRegionId = -1;
   private readonly regionNames: string[] = [];
 
   constructor(opts: { addressBits?: number; initialPages?: number } = {}) {
     this.addressBits = opts.addressBits ?? 52;
     if (this.addressBits > 52) throw new RangeError('physical addresses above 52 bits are not exact');
+    this.pfnLimit = 2 ** (this.addressBits - PAGE_SHIFT);
     const pages = Math.max(16, opts.initialPages ?? 256);
     this.words = new Int32Array(pages * WORDS_PER_PAGE);
     this.bytes = new Uint8Array(this.words.buffer);
@@ -122,7 +128,7 @@ export class PhysicalMemory {
   private ensurePage(pfn: number): number {
     const existing = this.pageBase(pfn);
     if (existing >= 0) return existing;
-    if (pfn < 0 || pfn >= 2 ** (this.addressBits - PAGE_SHIFT)) {
+    if (pfn < 0 || pfn >= this.pfnLimit) {
       throw new RangeError(`physical address 0x${(pfn * PAGE_SIZE).toString(16)} beyond ${this.addressBits} bits`);
     }
     if ((this.slotCount + 1) * 2 > this.keys.length) this.growIndex();
@@ -330,7 +336,7 @@ export class PhysicalMemory {
    * zeros and stays unallocated, so handing out a fresh frame costs no memory until it is written.
    */
   zeroPage(pfn: number): void {
-    if (pfn < 0 || pfn >= 2 ** (this.addressBits - PAGE_SHIFT)) {
+    if (pfn < 0 || pfn >= this.pfnLimit) {
       throw new RangeError(`physical address 0x${(pfn * PAGE_SIZE).toString(16)} beyond ${this.addressBits} bits`);
     }
     this.clearPage(pfn);
@@ -364,12 +370,14 @@ export class PhysicalMemory {
       else this.pageLabels.delete(pfn);
       return;
     }
-    let id = this.regionIds.get(region);
+    let id = region === this.lastRegion ? this.lastRegionId : this.regionIds.get(region);
     if (id === undefined) {
       id = this.regionNames.push(region) - 1;
       if (id >= REGION_IDS) throw new RangeError(`more than ${REGION_IDS} page-owner regions`);
       this.regionIds.set(region, id);
     }
+    this.lastRegion = region;
+    this.lastRegionId = id;
     if (!(regionOffset >= 0 && regionOffset < MAX_REGION_OFFSET)) throw new RangeError(`page-owner offset 0x${regionOffset.toString(16)} of ${region} out of range`);
     const packed = regionOffset * REGION_IDS + id + 1;
     if (inWindow) this.windowLabels[w] = packed;

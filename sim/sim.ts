@@ -10,6 +10,13 @@ import { Rng } from './rng.ts';
 import { Scheduler, type SimThread } from './scheduler.ts';
 import { TraceBuffer, Tracer, type KFn } from './tracer.ts';
 
+/** a step opened on a thread that has not run since */
+interface PendingStep {
+  readonly path: string;
+  readonly label: string;
+  readonly startNs: number;
+}
+
 export interface SimOptions {
   seed?: number;
   /** build span trees (default true); layers, depths and oops frames are kept either way */
@@ -32,7 +39,8 @@ export class Sim {
   readonly prices: PriceVector;
   private readonly stepOf: (StepRecording | undefined)[] = [];
   /** steps opened on a thread that has not run since: the recording is made when it first runs */
-  private readonly pendingOf: ({ path: string; label: string; startNs: number } | undefined)[] = [];
+  private readonly pendingOf: (PendingStep | undefined)[] = [];
+  private lastPending: PendingStep | null = null;
   private readonly sinkOf: (TraceBuffer | undefined)[] = [];
   /** spans outside any step are not kept */
   private readonly idleSink = new TraceBuffer(true);
@@ -140,7 +148,9 @@ export class Sim {
    */
   beginStep(t: SimThread, path: string, label: string): void {
     if (this.stepOf[t.id] || this.pendingOf[t.id]) throw new Error(`step ${(this.stepOf[t.id] ?? this.pendingOf[t.id])!.path} still open on ${t.name}`);
-    this.pendingOf[t.id] = { path, label, startNs: t.clock };
+    // a step opened on every thread at one instant shares one descriptor (it is only read)
+    const last = this.lastPending;
+    this.pendingOf[t.id] = last && last.path === path && last.label === label && last.startNs === t.clock ? last : (this.lastPending = { path, label, startNs: t.clock });
     if (t === this.sched.current) this.sched.onSwitch?.(t);
   }
 

@@ -96,6 +96,7 @@ import {
 } from './backend.ts';
 import { pushPageResponse, readFaultRing, setupFaultRings, type FaultRings } from './backend-tunnel-fault.ts';
 import { SyscallFailed, UserMem, capChain, intent } from './backend-tunnel-user.ts';
+import { setU32 } from '../kernel/uapi/le.ts';
 import { DeviceLifecycle, DeviceLifecycles } from './lifecycle.ts';
 
 const RFC: KFn['prov'] = { kind: 'posted', source: 'qemu-devel: Yi Liu, "[RFC v11] intel_iommu: expose Shared Virtual Addressing to VMs" <20210302203827.437645-1-yi.l.liu@intel.com>' };
@@ -352,9 +353,8 @@ export class TunnelBackend implements VmmBackend {
   /** VFIO_IOMMU_NESTING_OP on the container, or the projection's VHOST_VDPA_NESTING_OP */
   private nestingOp(d: DevState, op: number, payload: Uint8Array): number {
     const b = new Uint8Array(8 + payload.length);
-    const v = new DataView(b.buffer);
-    v.setUint32(0, b.length, true);
-    v.setUint32(4, op, true);
+    setU32(b, 0, b.length);
+    setU32(b, 4, op);
     b.set(payload, 8);
     const at = this.u.bytes(b);
     if (d.spec.kind === 'vdpa') return this.u.ioctl(d.vfd, VHOST_VDPA_NESTING_OP, at, 'VHOST_VDPA_NESTING_OP');

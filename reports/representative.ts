@@ -3,7 +3,7 @@
  * with a call tree kept, the one whose recorded latencies differ most (ties: the first).
  */
 import type { SpanJson } from '../sim/index.ts';
-import { stepTrace, type RunResult } from '../scenarios/results.ts';
+import { hasTrace, stepTrace, type RunResult, type StepResult } from '../scenarios/results.ts';
 import { stepsOf } from './runs.ts';
 
 export interface RepresentativeStep {
@@ -18,29 +18,28 @@ export interface RepresentativeStep {
 
 export function representativeStep(run: RunResult): RepresentativeStep | null {
   const byPath = new Map(stepsOf(run, 'iommufd').map((s) => [s.path, s]));
-  let best: RepresentativeStep | null = null;
+  let best: [StepResult, StepResult] | null = null;
   let bestGap = -1;
   for (const t of stepsOf(run, 'tunnel')) {
     const i = byPath.get(t.path);
     if (!i) continue;
     const gap = Math.abs(t.latencyNs - i.latencyNs);
-    if (gap > bestGap) {
-      const tt = stepTrace(t);
-      const it = stepTrace(i);
-      if (!tt?.length || !it?.length) continue;
+    if (gap > bestGap && hasTrace(t) && hasTrace(i)) {
       bestGap = gap;
-      best = {
-        path: t.path,
-        op: t.op,
-        reason: 'the step whose recorded latencies differ most between the stacks',
-        tunnel: compactTree(tt),
-        iommufd: compactTree(it),
-        tunnelNs: t.latencyNs,
-        iommufdNs: i.latencyNs,
-      };
+      best = [t, i];
     }
   }
-  return best;
+  if (!best) return null;
+  const [t, i] = best;
+  return {
+    path: t.path,
+    op: t.op,
+    reason: 'the step whose recorded latencies differ most between the stacks',
+    tunnel: compactTree(stepTrace(t)!),
+    iommufd: compactTree(stepTrace(i)!),
+    tunnelNs: t.latencyNs,
+    iommufdNs: i.latencyNs,
+  };
 }
 
 /** siblings kept per call before the rest are summarised (a map of 32,768 pages pins page by page) */

@@ -98,6 +98,11 @@ export interface StepResult extends StepNumbers {
 
 const builtTraces = new WeakMap<FlatTrace, SpanJson[]>();
 
+/** Whether a step kept a call tree with at least one span (without building the tree). */
+export function hasTrace(step: StepResult): boolean {
+  return step.trace ? step.trace.length > 0 : (step.flatTrace?.fn.length ?? 0) > 0;
+}
+
 /** A step's call tree, when one was kept (built from the flat form once, then cached). */
 export function stepTrace(step: StepResult): SpanJson[] | undefined {
   if (step.trace) return step.trace;

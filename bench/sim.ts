@@ -3,16 +3,19 @@
  * (six nested spans, a dozen charges, a copy), and the scheduler's unit throughput.
  */
 import { Bench } from 'tinybench';
-import { P, Sim, type KFn } from '../sim/index.ts';
+import { P, Sim, kfn, type KFn } from '../sim/index.ts';
 
 const prov = { kind: 'merged', source: 'bench' } as const;
-const fns: KFn[] = ['sys_ioctl', 'fops_ioctl', 'handler', 'core_op', 'driver_op', 'hw_op'].map((name, i) => ({
-  name,
-  layer: ['syscall', 'fd', 'fd', 'core', 'driver', 'hw'][i]!,
-  sig: `long ${name}(void)`,
-  prov,
-  ...(i === 0 ? { entry: 'syscall' as const } : {}),
-}));
+// declared through kfn, as every modelled function is
+const fns: KFn[] = ['sys_ioctl', 'fops_ioctl', 'handler', 'core_op', 'driver_op', 'hw_op'].map((name, i) =>
+  kfn({
+    name,
+    layer: ['syscall', 'fd', 'fd', 'core', 'driver', 'hw'][i]!,
+    sig: `long ${name}(void)`,
+    prov,
+    ...(i === 0 ? { entry: 'syscall' as const } : {}),
+  }),
+);
 
 function ioctlShaped(sim: Sim, depth = 0): void {
   sim.call(fns[depth]!, () => {

@@ -100,6 +100,10 @@ export interface Span {
  * report shows never build one.
  */
 const NO_F64 = new Float64Array(0);
+function grown<T extends Float64Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
 const NO_I32 = new Int32Array(0);
 
 export class TraceBuffer {
@@ -142,20 +146,10 @@ export class TraceBuffer {
 
   private grow(): void {
     const cap = Math.max(512, this.start.length * 2);
-    const f = (a: Float64Array): Float64Array => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.start = f(this.start);
-    this.end = f(this.end);
-    const g = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.parent = g(this.parent);
-    this.fnIds = g(this.fnIds);
+    this.start = grown(this.start, new Float64Array(cap));
+    this.end = grown(this.end, new Float64Array(cap));
+    this.parent = grown(this.parent, new Int32Array(cap));
+    this.fnIds = grown(this.fnIds, new Int32Array(cap));
   }
 
   fnAt(i: number): KFn {

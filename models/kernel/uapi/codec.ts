@@ -12,8 +12,8 @@
  * - A trailing flex array encodes from a Uint8Array (raw bytes) or an array of elements, and
  *   decodes `flexCount` elements, or as many whole elements as the remaining bytes hold.
  */
-import { compileCodec, type CompiledCodec } from './compile.ts';
-import { layoutOf, scalarSize, type LaidNode, type LaidRecord, type LaidField, type StructLayout } from './layout.ts';
+import { compileCodec, writeInt, type CompiledCodec } from './compile.ts';
+import { layoutOf, scalarSize, SCALAR_NUMBER_RANGES, SCALAR_RANGES, type LaidNode, type LaidRecord, type LaidField, type StructLayout } from './layout.ts';
 import type { ScalarType, StructDecl, UapiInput, UapiInputValue, UapiObject, UapiValue } from './types.ts';
 
 export interface DecodeOptions {
@@ -104,26 +104,16 @@ function writeField(buf: Uint8Array, at: number, f: LaidField, obj: UapiInput, p
   }
   const v = obj[f.name];
   if (v === undefined) return;
-  // the common case, a number that fits a scalar, builds no path string
+  // the common case, an integer that fits a scalar, builds no path string
   if (f.node.kind === 'scalar' && writeSmall(buf, at + f.offset, f.node.type, v)) return;
   writeNode(buf, at + f.offset, f.node, v, `${path}.${f.name}`);
 }
 
-/**
- * Writes a safe-integer number that fits `type` without going through bigint; false (nothing
- * written) for anything else, which writeScalar then handles or rejects with the member's path.
- */
+/** Writes `v` when it is an integer `type` holds (a safe-integer number or a bigint); else false. */
 function writeSmall(buf: Uint8Array, at: number, type: ScalarType, v: UapiInputValue): boolean {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) return false;
-  const size = scalarSize(type);
-  const [lo, hi] = SMALL_RANGES[type];
-  if (v < lo || v > hi) return false;
-  // two's complement, little-endian: the low 32 bits, then (for 64-bit types) the high 32
-  const low = v >>> 0 === v || v < 0 ? v | 0 : v % TWO_POW_32;
-  const high = size === 8 ? Math.floor(v / TWO_POW_32) | 0 : 0;
-  for (let i = 0; i < Math.min(size, 4); i++) buf[at + i] = (low >>> (8 * i)) & 0xff;
-  for (let i = 4; i < size; i++) buf[at + i] = (high >>> (8 * (i - 4))) & 0xff;
-  return true;
+  const [lo, hi] = SCALAR_NUMBER_RANGES[type];
+  const [blo, bhi] = SCALAR_RANGES[type];
+  return writeInt(buf, at, scalarSize(type), lo, hi, blo, bhi, v);
 }
 
 function writeUnion(buf: Uint8Array, at: number, rec: LaidRecord, obj: UapiInput, path: string): void {
@@ -178,7 +168,7 @@ function markDefined(mask: Uint8Array, at: number, node: LaidNode): void {
 function writeNode(buf: Uint8Array, at: number, node: LaidNode, v: UapiInputValue, path: string): void {
   switch (node.kind) {
     case 'scalar':
-      writeScalar(buf, at, node.type, v, path);
+      if (!writeSmall(buf, at, node.type, v)) scalarError(node.type, v, path);
       return;
     case 'record':
       writeRecord(buf, at, node, v, path, true);
@@ -226,44 +216,11 @@ function encodeFlex(elem: LaidNode, v: UapiInputValue, path: string): Uint8Array
   return out;
 }
 
-const RANGES: Readonly<Record<ScalarType, readonly [bigint, bigint]>> = {
-  __u8: [0n, 0xffn],
-  char: [-0x80n, 0xffn],
-  __s8: [-0x80n, 0x7fn],
-  __u16: [0n, 0xffffn],
-  __s16: [-0x8000n, 0x7fffn],
-  __u32: [0n, 0xffff_ffffn],
-  __s32: [-0x8000_0000n, 0x7fff_ffffn],
-  __u64: [0n, 0xffff_ffff_ffff_ffffn],
-  __aligned_u64: [0n, 0xffff_ffff_ffff_ffffn],
-  __aligned_le64: [0n, 0xffff_ffff_ffff_ffffn],
-  __s64: [-0x8000_0000_0000_0000n, 0x7fff_ffff_ffff_ffffn],
-};
-
-const TWO_POW_32 = 4294967296;
-/** RANGES as numbers, clipped to what a double holds exactly */
-const SMALL_RANGES = Object.fromEntries(
-  Object.entries(RANGES).map(([t, [lo, hi]]) => [t, [Math.max(Number(lo), Number.MIN_SAFE_INTEGER), Math.min(Number(hi), Number.MAX_SAFE_INTEGER)]]),
-) as unknown as Readonly<Record<ScalarType, readonly [number, number]>>;
-
-function writeScalar(buf: Uint8Array, at: number, type: ScalarType, v: UapiInputValue, path: string): void {
-  let n: bigint;
-  if (typeof v === 'bigint') n = v;
-  else if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) {
-      throw new Error(`uapi: ${path}: ${v} is not an exact integer for ${type} (use a bigint)`);
-    }
-    n = BigInt(v);
-  } else throw new Error(`uapi: ${path}: expected an integer for ${type}, got ${describe(v)}`);
-  const [lo, hi] = RANGES[type];
-  if (n < lo || n > hi) throw new Error(`uapi: ${path}: value ${n} out of range for ${type}`);
-  const size = scalarSize(type);
-  // two's complement, little-endian, as two 32-bit halves
-  const u = n < 0n ? n + (1n << BigInt(size * 8)) : n;
-  const low = Number(u & 0xffff_ffffn);
-  const high = size === 8 ? Number(u >> 32n) : 0;
-  for (let i = 0; i < Math.min(size, 4); i++) buf[at + i] = (low >>> (8 * i)) & 0xff;
-  for (let i = 4; i < size; i++) buf[at + i] = (high >>> (8 * (i - 4))) & 0xff;
+/** Why `v` does not fit scalar `type`: the error naming the member. */
+function scalarError(type: ScalarType, v: UapiInputValue, path: string): never {
+  if (typeof v === 'number' && !Number.isSafeInteger(v)) throw new Error(`uapi: ${path}: ${v} is not an exact integer for ${type} (use a bigint)`);
+  if (typeof v !== 'number' && typeof v !== 'bigint') throw new Error(`uapi: ${path}: expected an integer for ${type}, got ${describe(v)}`);
+  throw new Error(`uapi: ${path}: value ${v} out of range for ${type}`);
 }
 
 // ---------------------------------------------------------------- decode

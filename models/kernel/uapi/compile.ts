@@ -10,7 +10,7 @@
  *   union). codec.ts then zeroes the buffer and runs the generic walk, which writes the same bytes
  *   or throws the error naming the member. Arrays go to the generic writer with their path.
  */
-import type { LaidNode, LaidRecord, StructLayout } from './layout.ts';
+import { SCALAR_NUMBER_RANGES, SCALAR_RANGES, type LaidNode, type LaidRecord, type StructLayout } from './layout.ts';
 import type { ScalarType, UapiInput, UapiInputValue, UapiObject, UapiValue } from './types.ts';
 
 /** codec.ts's generic pieces the generated code calls for what it does not inline. */
@@ -30,26 +30,11 @@ export interface CompiledCodec {
 
 const TWO_POW_32 = 4294967296;
 
-/** [lo, hi] of each scalar type as numbers (clipped to safe integers) and as bigints */
-const RANGE: Readonly<Record<ScalarType, readonly [bigint, bigint]>> = {
-  __u8: [0n, 0xffn],
-  char: [-0x80n, 0xffn],
-  __s8: [-0x80n, 0x7fn],
-  __u16: [0n, 0xffffn],
-  __s16: [-0x8000n, 0x7fffn],
-  __u32: [0n, 0xffff_ffffn],
-  __s32: [-0x8000_0000n, 0x7fff_ffffn],
-  __u64: [0n, 0xffff_ffff_ffff_ffffn],
-  __aligned_u64: [0n, 0xffff_ffff_ffff_ffffn],
-  __aligned_le64: [0n, 0xffff_ffff_ffff_ffffn],
-  __s64: [-0x8000_0000_0000_0000n, 0x7fff_ffff_ffff_ffffn],
-};
-
 /**
  * Writes an integer of `size` bytes, little-endian two's complement; false when `x` is not an
  * exact integer within [lo, hi] (numbers) or [blo, bhi] (bigints).
  */
-function wint(buf: Uint8Array, at: number, size: number, lo: number, hi: number, blo: bigint, bhi: bigint, x: unknown): boolean {
+export function writeInt(buf: Uint8Array, at: number, size: number, lo: number, hi: number, blo: bigint, bhi: bigint, x: unknown): boolean {
   let low: number;
   let high: number;
   if (typeof x === 'number') {
@@ -174,9 +159,8 @@ export function compileCodec(lay: StructLayout, h: CodecHelpers): CompiledCodec 
     let s = `const ${x} = ${v}[${key(name)}];\nif (${x} !== undefined) {\n`;
     switch (node.kind) {
       case 'scalar': {
-        const [blo, bhi] = RANGE[node.type];
-        const lo = Math.max(Number(blo), Number.MIN_SAFE_INTEGER);
-        const hi = Math.min(Number(bhi), Number.MAX_SAFE_INTEGER);
+        const [blo, bhi] = SCALAR_RANGES[node.type];
+        const [lo, hi] = SCALAR_NUMBER_RANGES[node.type];
         s += `if (!W(buf, ${at}, ${node.size}, ${lo}, ${hi}, ${k.ref(blo)}, ${k.ref(bhi)}, ${x})) return false;\n`;
         break;
       }
@@ -191,7 +175,7 @@ export function compileCodec(lay: StructLayout, h: CodecHelpers): CompiledCodec 
   };
   const encSrc = `${encRecord(lay.root, 0, 'v', lay.decl.name, true)}return true;`;
 
-  const make = (params: string, body: string): unknown => new Function('K', 'H', 'W', 'R64', `return function (${params}) {\n${body}\n};`)(k.values, h, wint, r64);
+  const make = (params: string, body: string): unknown => new Function('K', 'H', 'W', 'R64', `return function (${params}) {\n${body}\n};`)(k.values, h, writeInt, r64);
   return {
     enc: make('buf, v', encSrc) as CompiledCodec['enc'],
     dec: make('bytes', decSrc) as CompiledCodec['dec'],

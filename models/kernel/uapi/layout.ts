@@ -72,6 +72,26 @@ export function scalarSize(type: ScalarType): number {
   return SCALARS[type];
 }
 
+/** The values each scalar type holds: [lo, hi]. */
+export const SCALAR_RANGES: Readonly<Record<ScalarType, readonly [bigint, bigint]>> = {
+  __u8: [0n, 0xffn],
+  char: [-0x80n, 0xffn],
+  __s8: [-0x80n, 0x7fn],
+  __u16: [0n, 0xffffn],
+  __s16: [-0x8000n, 0x7fffn],
+  __u32: [0n, 0xffff_ffffn],
+  __s32: [-0x8000_0000n, 0x7fff_ffffn],
+  __u64: [0n, 0xffff_ffff_ffff_ffffn],
+  __aligned_u64: [0n, 0xffff_ffff_ffff_ffffn],
+  __aligned_le64: [0n, 0xffff_ffff_ffff_ffffn],
+  __s64: [-0x8000_0000_0000_0000n, 0x7fff_ffff_ffff_ffffn],
+};
+
+/** SCALAR_RANGES as numbers, clipped to what a double holds exactly. */
+export const SCALAR_NUMBER_RANGES = Object.fromEntries(
+  Object.entries(SCALAR_RANGES).map(([t, [lo, hi]]) => [t, [Math.max(Number(lo), Number.MIN_SAFE_INTEGER), Math.min(Number(hi), Number.MAX_SAFE_INTEGER)]]),
+) as unknown as Readonly<Record<ScalarType, readonly [number, number]>>;
+
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 const cache = new WeakMap<StructDecl, StructLayout>();

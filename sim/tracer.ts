@@ -64,6 +64,7 @@ export function kfn(def: KFn): KFn {
   return f;
 }
 
+/** A function's registry number; one built as a plain object gets one on first use. */
 export function kfnId(fn: KFn): number {
   if (fn.id !== undefined && registry[fn.id] === fn) return fn.id;
   let id = literalIds.get(fn);
@@ -100,11 +101,12 @@ export interface Span {
  * report shows never build one.
  */
 const NO_F64 = new Float64Array(0);
+const NO_I32 = new Int32Array(0);
+
 function grown<T extends Float64Array | Int32Array>(from: T, to: T): T {
   to.set(from);
   return to;
 }
-const NO_I32 = new Int32Array(0);
 
 export class TraceBuffer {
   n = 0;

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COSTS } from '../../sim/index.ts';
-import { runsWithoutTraces } from '../../reports/json.ts';
+import { renderJson, runsWithoutTraces } from '../../reports/json.ts';
+import { buildReportModel } from '../../reports/model.ts';
 import { writeReport } from '../../reports/write.ts';
 import { syntheticSuite } from './fixtures.ts';
 
@@ -34,6 +35,15 @@ describe('writeReport and report.json', () => {
     expect(s.samples).toBe(300);
     expect(s.results.length).toBeGreaterThan(0);
     expect(s.parameters).toHaveLength(28);
+  });
+
+  it('is JSON.stringify of the document, byte for byte, when runs share stack results (record once)', () => {
+    // the batched run reuses the qemu run's stack results, as runSuite does when no flush batched
+    const shared = runs.flatMap((r) => [r, { ...r, invalidate: 'batched' as const }]);
+    const m = buildReportModel(shared, { samples: 50 });
+    const { format, profile, invalidateModes, scenarios, qualityDefs, qualities, sensitivity } = m;
+    const plain = JSON.stringify({ format, profile, invalidateModes, runs: runsWithoutTraces(shared), scenarios, qualityDefs, qualities, sensitivity });
+    expect(renderJson(m, shared)).toBe(`${plain}\n`);
   });
 
   it('is byte-identical for the same runs and seed', () => {

@@ -6,7 +6,6 @@
  * with the leak tracker back at its baseline, nothing pinned and no present PASID entry.
  */
 import { describe, expect, it } from 'vitest';
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { pasidEntryOf } from '../../../models/iommu/intel/pasid.ts';
 import { IS_ERR } from '../../../models/kernel/errno.ts';
 import {
@@ -44,6 +43,7 @@ import { iommufd_stack_init } from '../../../models/vfio/device_cdev.ts';
 import { UserCalls } from '../../../models/vmm/backend-iommufd-uapi.ts';
 import { sweepFailNth, type FailNth } from '../../../sim/index.ts';
 import { ALLOC_PASID, NEST_PARENT } from './nest-rig.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 const PASID = 9;
 const RAM = 0x10000; // 16 pages: a small IOAS map keeps the sweep fast
@@ -58,17 +58,11 @@ function world() {
   if (IS_ERR(ram)) throw new Error('mmap');
   const u = new UserCalls(m.sys, task);
   // two guest first-stage tables at the top of guest RAM
-  let next = RAM - 4096;
+  const tables = vmmGuestTables(m, task, ram, RAM);
   const table = (gpa: number) => {
-    const root = next;
-    next -= 4096;
-    const w = new PageTableWriter(m.mem, 'first', 4, root, () => {
-      const g = next;
-      next -= 4096;
-      return g;
-    }, (g: number) => task.mm.translate(ram + g));
-    w.map(GVA, gpa, 0x1000, 0x1000, { write: true, user: true });
-    return root;
+    const pt = tables.firstStage();
+    pt.map(GVA, gpa, 0x1000);
+    return pt.root;
   };
   const roots = [table(0x1000), table(0x2000)] as const;
   return { m, task, d, ram, u, roots };

@@ -1,5 +1,4 @@
 import { expect } from 'vitest';
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { IS_ERR, errname } from '../../../models/kernel/errno.ts';
 import {
   IOMMU_HWPT_DATA_VTD_S1,
@@ -32,6 +31,7 @@ import {
 import { HostMachine, type HostOptions } from '../../../models/machine/host.ts';
 import { iommufd_stack_init } from '../../../models/vfio/device_cdev.ts';
 import { UserCalls } from '../../../models/vmm/backend-iommufd-uapi.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 export const GUEST_VA = 0x7f00_0000_0000;
 /** the guest page GUEST_VA maps to, and a second one for replaced tables */
@@ -58,18 +58,7 @@ export function nestRig(opts: HostOptions & { pri?: boolean; ats?: boolean; isVi
   const ram = task.mm.mmap(ramSize, 'qemu:guest-ram');
   if (IS_ERR(ram)) throw new Error('mmap guest RAM');
   const u = new UserCalls(m.sys, task);
-  const gpaToHpa = (gpa: number) => task.mm.translate(ram + gpa);
-  let nextTable = ramSize - 4096;
-  const firstStage = () => {
-    const root = nextTable;
-    nextTable -= 4096;
-    const w = new PageTableWriter(m.mem, 'first', 4, root, () => {
-      const gpa = nextTable;
-      nextTable -= 4096;
-      return gpa;
-    }, gpaToHpa);
-    return { root, map: (va: number, gpa: number, size: number) => w.map(va, gpa, size, 0x1000, { write: true, user: true }) };
-  };
+  const { firstStage } = vmmGuestTables(m, task, ram, ramSize);
   const pt = firstStage();
   pt.map(GUEST_VA, DATA_GPA, 0x8000);
   const readGuest = (gpa: number, len: number) => u.read(ram + gpa, len);

@@ -1,5 +1,4 @@
 import { expect } from 'vitest';
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { IS_ERR } from '../../../models/kernel/errno.ts';
 import { uptr, type UserPtr } from '../../../models/kernel/mm.ts';
 import type { Task } from '../../../models/kernel/process.ts';
@@ -31,6 +30,7 @@ import {
   tunnel_init,
 } from '../../../models/vfio/vfio.ts';
 import { HostMachine, type HostOptions } from '../../../models/machine/host.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 export const GUEST_VA = 0x7f00_0000_0000;
 export const PASID = 5;
@@ -76,19 +76,8 @@ export function tunnelRig(opts: HostOptions & { devices?: number; groups?: numbe
   const sys = m.sys;
   const ioctl = (fd: number, cmd: number, arg: number, t: Task = task) => sys.ioctl(t, fd, cmd, arg);
 
-  /** the VMM frame behind a guest-physical address */
-  const gpaToHpa = (gpa: number) => task.mm.translate(ram + gpa);
-  let nextTable = ramSize - 4096;
-  const firstStage = () => {
-    const root = nextTable;
-    nextTable -= 4096;
-    const w = new PageTableWriter(m.mem, 'first', 4, root, () => {
-      const gpa = nextTable;
-      nextTable -= 4096;
-      return gpa;
-    }, gpaToHpa);
-    return { root, w, map: (va: number, gpa: number, size: number) => w.map(va, gpa, size, 0x1000, { write: true, user: true }) };
-  };
+  // the guest's first-stage tables, in guest RAM
+  const { firstStage } = vmmGuestTables(m, task, ram, ramSize);
   const pt = firstStage();
   pt.map(GUEST_VA, DATA_GPA, 0x8000);
   const readGuest = (gpa: number, len: number) => readBytes(ram + gpa, len);

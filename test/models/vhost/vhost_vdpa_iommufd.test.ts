@@ -4,7 +4,6 @@
  * ASID on the PASID of that number. Driven through backend B, whose vdpa path uses the RFC ioctls.
  */
 import { describe, expect, it } from 'vitest';
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { NO_PASID } from '../../../models/hw/vtd/vtd.ts';
 import { IS_ERR, errname } from '../../../models/kernel/errno.ts';
 import { vhost_vdpa_set_iommufd } from '../../../models/kernel/uapi/index.ts';
@@ -17,6 +16,7 @@ import { vdpa_iommufd_of, vhost_vdpa_iommufd_probe } from '../../../models/vhost
 import { IommufdBackend } from '../../../models/vmm/backend-iommufd.ts';
 import { treeMetrics, type Span } from '../../../sim/index.ts';
 import { UserCalls } from '../../../models/vmm/backend-iommufd-uapi.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 const GUEST_VA = 0x7f00_0000_0000;
 const PASID = 3;
@@ -32,11 +32,9 @@ function vdpaRig() {
   const size = 4 << 20;
   const hva = task.mm.mmap(size, 'guest0.ram');
   if (IS_ERR(hva)) throw new Error('mmap');
-  let next = size - 4096;
-  const root = next;
-  next -= 4096;
-  const w = new PageTableWriter(m.mem, 'first', 4, root, () => ((next -= 4096), next + 4096), (gpa) => task.mm.translate(hva + gpa));
-  w.map(GUEST_VA, 0x10_0000, 0x4000, 0x1000, { write: true, user: true });
+  const pt = vmmGuestTables(m, task, hva, size).firstStage();
+  pt.map(GUEST_VA, 0x10_0000, 0x4000);
+  const root = pt.root;
   const read = (gpa: number, n: number) => {
     const b = new Uint8Array(n);
     task.mm.access(hva + gpa, b, 0, n, false);

@@ -4,12 +4,12 @@
  * written through the VMM's frames.
  */
 import { describe, expect, it } from 'vitest';
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { IS_ERR } from '../../../models/kernel/errno.ts';
 import { HostMachine } from '../../../models/machine/host.ts';
 import { iommufd_stack_init } from '../../../models/vfio/device_cdev.ts';
 import { INV_ALL_PAGES, type BindFlags, type DeviceSpec, type InvalidationOption } from '../../../models/vmm/backend.ts';
 import { IommufdBackend } from '../../../models/vmm/backend-iommufd.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 const GUEST_VA = 0x7f00_0000_0000;
 const DATA_GPA = 0x10_0000;
@@ -24,14 +24,7 @@ function rig(o: { invalidation?: InvalidationOption; pri?: boolean } = {}) {
   const size = 4 << 20;
   const hva = task.mm.mmap(size, 'guest0.ram');
   if (IS_ERR(hva)) throw new Error('mmap');
-  const gpaToHpa = (gpa: number) => task.mm.translate(hva + gpa);
-  let nextTable = size - 4096;
-  const firstStage = () => {
-    const root = nextTable;
-    nextTable -= 4096;
-    const w = new PageTableWriter(m.mem, 'first', 4, root, () => ((nextTable -= 4096), nextTable + 4096), gpaToHpa);
-    return { root, map: (va: number, gpa: number, len: number) => w.map(va, gpa, len, 0x1000, { write: true, user: true }) };
-  };
+  const { firstStage } = vmmGuestTables(m, task, hva, size);
   const readGuest = (gpa: number, len: number) => {
     const b = new Uint8Array(len);
     task.mm.access(hva + gpa, b, 0, len, false);

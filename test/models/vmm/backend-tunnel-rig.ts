@@ -1,4 +1,3 @@
-import { PageTableWriter } from '../../../models/hw/vtd/paging.ts';
 import { IS_ERR } from '../../../models/kernel/errno.ts';
 import { HostMachine } from '../../../models/machine/host.ts';
 import { tunnel_init } from '../../../models/vfio/vfio.ts';
@@ -7,6 +6,7 @@ import { vhost_vdpa_probe } from '../../../models/vhost/vhost_vdpa.ts';
 import { vhost_vdpa_tunnel } from '../../../models/vhost/vhost_vdpa_tunnel.ts';
 import { DEFAULT_BACKEND_OPTIONS, type BackendOptions, type DeviceSpec } from '../../../models/vmm/backend.ts';
 import { TunnelBackend, type TunnelBackendOptions } from '../../../models/vmm/backend-tunnel.ts';
+import { vmmGuestTables } from '../../helpers/vmm-guest-tables.ts';
 
 export const GUEST_VA = 0x7f00_0000_0000;
 export const DATA_GPA = 0x10_0000;
@@ -37,18 +37,7 @@ export function backendRig(o: { pri?: boolean; vdpa?: boolean; options?: Backend
     { sim: m.sim, sys: m.sys, task, guestRam: { gpa: 0, size: ramSize, hva: ram }, devices: specs, options: o.options ?? DEFAULT_BACKEND_OPTIONS },
     o.extra ?? {},
   );
-  let nextTable = ramSize - 4096;
-  const gpaToHpa = (gpa: number) => task.mm.translate(ram + gpa);
-  const firstStage = () => {
-    const root = nextTable;
-    nextTable -= 4096;
-    const w = new PageTableWriter(m.mem, 'first', 4, root, () => {
-      const gpa = nextTable;
-      nextTable -= 4096;
-      return gpa;
-    }, gpaToHpa);
-    return { root, map: (va: number, gpa: number, size: number) => w.map(va, gpa, size, 0x1000, { write: true, user: true }) };
-  };
+  const { firstStage } = vmmGuestTables(m, task, ram, ramSize);
   const readGuest = (gpa: number, len: number) => {
     const b = new Uint8Array(len);
     task.mm.access(ram + gpa, b, 0, len, false);

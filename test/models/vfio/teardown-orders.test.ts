@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { sweepFailNth } from '../../../sim/index.ts';
-import { IOASID_REQUEST_ALLOC, ioasid_live_ids } from '../../../models/iommu/ioasid.ts';
-import {
-  IOMMU_CACHE_INV_TYPE_IOTLB,
-  IOMMU_INV_GRANU_PASID,
-  IOMMU_INV_PASID_FLAGS_PASID,
-  VFIO_TYPE1_NESTING_IOMMU,
-  ioasid_alloc_request,
-  vfio_iommu_type1_dma_map,
-} from '../../../models/kernel/uapi/index.ts';
-import { VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_SET_IOMMU } from '../../../models/vfio/vfio.ts';
+import { ioasid_live_ids } from '../../../models/iommu/ioasid.ts';
+import { IOMMU_CACHE_INV_TYPE_IOTLB, IOMMU_INV_GRANU_PASID, IOMMU_INV_PASID_FLAGS_PASID } from '../../../models/kernel/uapi/index.ts';
 import { intel_svm_bound } from '../../../models/iommu/intel/svm_v8.ts';
 import { pasidEntryOf } from '../../../models/iommu/intel/pasid.ts';
-import { PASID, tunnelRig, type TunnelRig } from './tunnel-rig.ts';
+import { PASID, leaksSince, setUpThroughBind, tunnelRig, type TunnelFd, type TunnelRig } from './tunnel-rig.ts';
 
-type FdName = 'container' | 'group' | 'ioasid';
-const ORDERS: FdName[][] = [
+const ORDERS: TunnelFd[][] = [
   ['container', 'group', 'ioasid'],
   ['container', 'ioasid', 'group'],
   ['group', 'container', 'ioasid'],
@@ -27,60 +18,30 @@ const ORDERS: FdName[][] = [
 const entryPresent = (r: TunnelRig) => r.devs.some((d) => pasidEntryOf(r.m.iommu, d.info, PASID)?.present ?? false);
 
 /** container set-up, map, bind, invalidate, unbind, then close in `order`, with fail-nth armed at n */
-function flow(n: number, order: FdName[], devices: number) {
+function flow(n: number, order: TunnelFd[], devices: number) {
   const r = tunnelRig({ ramSize: 64 << 10, devices });
   const base = r.m.sim.leaks.snapshot();
   r.m.sim.failnth.arm(n);
-  const fds: Partial<Record<FdName, number>> = {};
-  let failedAt = '';
-  const step = (name: string, f: () => number) => {
-    if (failedAt) return -1;
-    const ret = f();
-    if (ret < 0) failedAt = name;
-    return ret;
-  };
-  const { sys, task, ioctl } = r;
-  const cont = step('open container', () => sys.open(task, '/dev/vfio/vfio'));
-  if (cont >= 0) fds.container = cont;
-  const grp = step('open group', () => sys.open(task, '/dev/vfio/3'));
-  if (grp >= 0) fds.group = grp;
-  step('set container', () => ioctl(grp, VFIO_GROUP_SET_CONTAINER, r.int(cont)));
-  step('set iommu', () => ioctl(cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU));
-  step('map', () => ioctl(cont, VFIO_IOMMU_MAP_DMA, r.put(vfio_iommu_type1_dma_map, { argsz: 32, flags: 3, vaddr: BigInt(r.ram), iova: 0n, size: BigInt(r.ramSize) })));
-  const io = step('open ioasid', () => sys.open(task, '/dev/ioasid'));
-  if (io >= 0) fds.ioasid = io;
-  step('alloc', () => ioctl(io, IOASID_REQUEST_ALLOC, r.put(ioasid_alloc_request, { argsz: 16, flags: 0, range: { min: PASID, max: PASID } })));
-  step('bind', () => r.bind(cont));
-  const bound = !failedAt;
+  const { fds, cont, step, failedAt } = setUpThroughBind(r);
+  const bound = !failedAt();
   // the injected failures inside invalidate and unbind are dropped by v8 (always 0)
   step('invalidate', () =>
     r.invalidate(cont, { argsz: 32, version: 1, cache: IOMMU_CACHE_INV_TYPE_IOTLB, granularity: IOMMU_INV_GRANU_PASID, granu: { pasid_info: { flags: IOMMU_INV_PASID_FLAGS_PASID, archid: 0, pasid: BigInt(PASID) } } }),
   );
   step('unbind', () => r.unbind(cont));
   const closeRets: number[] = [];
-  for (const name of order) if (fds[name] !== undefined) closeRets.push(sys.close(task, fds[name]!));
-  const snap = r.m.sim.leaks.snapshot();
-  const leaked = Object.fromEntries(
-    Object.entries(snap)
-      .filter(([k, v]) => v !== (base[k] ?? 0))
-      .map(([k, v]) => [k, v - (base[k] ?? 0)]),
-  );
-  let labels: string[] = [];
-  try {
-    r.m.sim.leaks.assertClean();
-  } catch (e) {
-    labels = (e as Error).message.split('\n').slice(1).map((s) => s.trim());
-  }
+  for (const name of order) if (fds[name] !== undefined) closeRets.push(r.sys.close(r.task, fds[name]!));
+  const { leaked, labels } = leaksSince(r, base);
   return {
     failnth: r.m.sim.failnth,
     result: {
-      failedAt,
+      failedAt: failedAt(),
       bound,
       leaked,
       labels,
       closeRets,
       pins: r.m.sim.leaks.count('pin'),
-      pinnedPages: task.mm.pinnedPages,
+      pinnedPages: r.task.mm.pinnedPages,
       present: entryPresent(r),
       svm: intel_svm_bound(r.m.k, PASID),
       live: ioasid_live_ids(r.m.k),

@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { sweepFailNth } from '../../../sim/index.ts';
-import { IOASID_REQUEST_ALLOC, ioasid_live_ids } from '../../../models/iommu/ioasid.ts';
-import { VFIO_TYPE1_NESTING_IOMMU, ioasid_alloc_request, vfio_iommu_type1_dma_map } from '../../../models/kernel/uapi/index.ts';
-import { VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_MAP_DMA, VFIO_SET_IOMMU } from '../../../models/vfio/vfio.ts';
+import { ioasid_live_ids } from '../../../models/iommu/ioasid.ts';
 import { intel_svm_bound } from '../../../models/iommu/intel/svm_v8.ts';
 import { pasidEntryOf } from '../../../models/iommu/intel/pasid.ts';
-import { PASID, tunnelRig, type TunnelRig } from './tunnel-rig.ts';
+import { PASID, leaksSince, setUpThroughBind, tunnelRig, type TunnelRig } from './tunnel-rig.ts';
 
 const entryPresent = (r: TunnelRig) => pasidEntryOf(r.m.iommu, r.devs[0]!.info, PASID)?.present ?? false;
 
@@ -90,39 +88,11 @@ describe('fail-nth over container set-up, map, bind and close', () => {
       const r = tunnelRig({ ramSize: 64 << 10 });
       const base = r.m.sim.leaks.snapshot();
       r.m.sim.failnth.arm(n);
-      const fds: number[] = [];
-      let failedAt = '';
-      const step = (name: string, f: () => number) => {
-        if (failedAt) return -1;
-        const ret = f();
-        if (ret < 0) failedAt = name;
-        return ret;
-      };
-      const { sys, task, ioctl } = r;
-      const cont = step('open container', () => sys.open(task, '/dev/vfio/vfio'));
-      if (cont >= 0) fds.push(cont);
-      const grp = step('open group', () => sys.open(task, '/dev/vfio/3'));
-      if (grp >= 0) fds.unshift(grp);
-      step('set container', () => ioctl(grp, VFIO_GROUP_SET_CONTAINER, r.int(cont)));
-      step('set iommu', () => ioctl(cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU));
-      step('map', () =>
-        ioctl(cont, VFIO_IOMMU_MAP_DMA, r.put(vfio_iommu_type1_dma_map, { argsz: 32, flags: 3, vaddr: BigInt(r.ram), iova: 0n, size: BigInt(r.ramSize) })),
-      );
-      const io = step('open ioasid', () => sys.open(task, '/dev/ioasid'));
-      if (io >= 0) fds.push(io);
-      step('alloc', () => ioctl(io, IOASID_REQUEST_ALLOC, r.put(ioasid_alloc_request, { argsz: 16, flags: 0, range: { min: PASID, max: PASID } })));
-      step('bind', () => r.bind(cont));
-      const bound = !failedAt;
-      for (const fd of fds) sys.close(task, fd);
-      const snap = r.m.sim.leaks.snapshot();
-      const leaked = Object.fromEntries(Object.entries(snap).filter(([k, v]) => v !== (base[k] ?? 0)).map(([k, v]) => [k, v - (base[k] ?? 0)]));
-      let labels: string[] = [];
-      try {
-        r.m.sim.leaks.assertClean();
-      } catch (e) {
-        labels = (e as Error).message.split('\n').slice(1).map((s) => s.trim());
-      }
-      return { failnth: r.m.sim.failnth, result: { failedAt, bound, leaked, labels, present: entryPresent(r), live: ioasid_live_ids(r.m.k) } };
+      const { fds, failedAt } = setUpThroughBind(r);
+      const bound = !failedAt();
+      for (const name of ['group', 'container', 'ioasid'] as const) if (fds[name] !== undefined) r.sys.close(r.task, fds[name]);
+      const { leaked, labels } = leaksSince(r, base);
+      return { failnth: r.m.sim.failnth, result: { failedAt: failedAt(), bound, leaked, labels, present: entryPresent(r), live: ioasid_live_ids(r.m.k) } };
     });
     expect(results.length).toBeGreaterThan(20);
     const last = results[results.length - 1]!;

@@ -120,3 +120,47 @@ export function tunnelRig(opts: HostOptions & { devices?: number; groups?: numbe
 }
 
 export type TunnelRig = ReturnType<typeof tunnelRig>;
+
+export type TunnelFd = 'container' | 'group' | 'ioasid';
+
+/**
+ * `assign` and a bind as a fail-nth run takes them: every step goes on only while none has failed
+ * (the open of /dev/vfio/3 assumes the first device's group). Returns the fds that opened, `step`
+ * to go on the same way, and `failedAt()`: the first step that failed, '' for none.
+ */
+export function setUpThroughBind(r: TunnelRig) {
+  const fds: Partial<Record<TunnelFd, number>> = {};
+  let failedAt = '';
+  const step = (name: string, f: () => number): number => {
+    if (failedAt) return -1;
+    const ret = f();
+    if (ret < 0) failedAt = name;
+    return ret;
+  };
+  const { sys, task, ioctl } = r;
+  const cont = step('open container', () => sys.open(task, '/dev/vfio/vfio'));
+  if (cont >= 0) fds.container = cont;
+  const grp = step('open group', () => sys.open(task, '/dev/vfio/3'));
+  if (grp >= 0) fds.group = grp;
+  step('set container', () => ioctl(grp, VFIO_GROUP_SET_CONTAINER, r.int(cont)));
+  step('set iommu', () => ioctl(cont, VFIO_SET_IOMMU, VFIO_TYPE1_NESTING_IOMMU));
+  step('map', () => ioctl(cont, VFIO_IOMMU_MAP_DMA, r.put(vfio_iommu_type1_dma_map, { argsz: 32, flags: 3, vaddr: BigInt(r.ram), iova: 0n, size: BigInt(r.ramSize) })));
+  const io = step('open ioasid', () => sys.open(task, '/dev/ioasid'));
+  if (io >= 0) fds.ioasid = io;
+  step('alloc', () => ioctl(io, IOASID_REQUEST_ALLOC, r.put(ioasid_alloc_request, { argsz: 16, flags: 0, range: { min: PASID, max: PASID } })));
+  step('bind', () => r.bind(cont));
+  return { fds, cont, step, failedAt: () => failedAt };
+}
+
+/** What the leak tracker holds beyond `base`, by kind, and its labels for it. */
+export function leaksSince(r: TunnelRig, base: Record<string, number>): { leaked: Record<string, number>; labels: string[] } {
+  const snap = r.m.sim.leaks.snapshot();
+  const leaked = Object.fromEntries(Object.entries(snap).filter(([k, v]) => v !== (base[k] ?? 0)).map(([k, v]) => [k, v - (base[k] ?? 0)]));
+  let labels: string[] = [];
+  try {
+    r.m.sim.leaks.assertClean();
+  } catch (e) {
+    labels = (e as Error).message.split('\n').slice(1).map((s) => s.trim());
+  }
+  return { leaked, labels };
+}

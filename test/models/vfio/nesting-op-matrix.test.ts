@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Span } from '../../../sim/tracer.ts';
 import { EBUSY, EFAULT, EINVAL, EOPNOTSUPP, EPERM, IS_ERR } from '../../../models/kernel/errno.ts';
-import { uptr } from '../../../models/kernel/mm.ts';
+import { uptr, type UserPtr } from '../../../models/kernel/mm.ts';
+import { setU32 } from '../../../models/kernel/uapi/le.ts';
 import {
   IOMMU_CACHE_INV_TYPE_DEV_IOTLB,
   IOMMU_CACHE_INV_TYPE_IOTLB,
@@ -74,6 +75,20 @@ function setup(opts: { bound?: boolean } = {}) {
     return step;
   };
   return { r, ...fds, fails, raw, inv, goodInv, invSwallowed };
+}
+
+/**
+ * A NESTING_OP header {argsz, flags: op} as the last 8 bytes of a one-page mapping: the header
+ * reads, the payload after it is the guard page. Returns the header's user address.
+ */
+function headerBeforeGuard(r: TunnelRig, argsz: number, op: number): UserPtr {
+  const page = r.task.mm.mmap(4096, 'qemu:edge');
+  if (IS_ERR(page)) throw new Error('mmap');
+  const hdr = new Uint8Array(8);
+  setU32(hdr, 0, argsz);
+  setU32(hdr, 4, op);
+  r.task.mm.access(page + 4088, hdr, 0, 8, true);
+  return uptr(page + 4088);
 }
 
 const names = (spans: readonly Span[]): string[] => spans.flatMap((s) => [s.fn.name, ...names(s.children)]);
@@ -160,14 +175,8 @@ describe('BIND_PGTBL: the IOMMU UAPI, ownership and VT-d checks, errno as the ta
 
   it('an unmapped payload after a readable header: EFAULT from iommu_sva_prepare_bind_data', () => {
     const s = setup();
-    // one page, then the guard page: the header is the last 8 bytes of the mapping
-    const page = s.r.task.mm.mmap(4096, 'qemu:edge');
-    if (IS_ERR(page)) throw new Error('mmap');
-    const hdr = new Uint8Array(8);
-    new DataView(hdr.buffer).setUint32(0, 80, true);
-    new DataView(hdr.buffer).setUint32(4, VFIO_IOMMU_NESTING_OP_BIND_PGTBL, true);
-    s.r.task.mm.access(page + 4088, hdr, 0, 8, true);
-    const rec = s.r.m.sim.step(s.r.task.thread, '1', 'bind', () => s.fails(s.r.ioctl(s.cont, VFIO_IOMMU_NESTING_OP, uptr(page + 4088)), EFAULT));
+    const at = headerBeforeGuard(s.r, 80, VFIO_IOMMU_NESTING_OP_BIND_PGTBL);
+    const rec = s.r.m.sim.step(s.r.task.thread, '1', 'bind', () => s.fails(s.r.ioctl(s.cont, VFIO_IOMMU_NESTING_OP, at), EFAULT));
     // the 8-byte header, the failing 56-byte copy of the bind, and the rollback unbind's
     // failing 56-byte copy of the same pointer (attempts are counted)
     expect(rec.ioctls[0]).toMatchObject({ copiesFromUser: 3, bytesFromUser: 8 + 56 + 56 });
@@ -325,14 +334,9 @@ describe('CACHE_INVLD: always 0 past the header checks (v8 05/10), nothing submi
 
   it('an unmapped payload after a readable header: 0 (the EFAULT is dropped), nothing flushed', () => {
     const s = setup({ bound: true });
-    const page = s.r.task.mm.mmap(4096, 'qemu:edge');
-    if (IS_ERR(page)) throw new Error('mmap');
-    const hdr = new Uint8Array(8);
-    new DataView(hdr.buffer).setUint32(0, 64, true);
-    new DataView(hdr.buffer).setUint32(4, VFIO_IOMMU_NESTING_OP_CACHE_INVLD, true);
-    s.r.task.mm.access(page + 4088, hdr, 0, 8, true);
+    const at = headerBeforeGuard(s.r, 64, VFIO_IOMMU_NESTING_OP_CACHE_INVLD);
     const rec = recordSubmissions(s.r.m);
-    expect(s.r.ioctl(s.cont, VFIO_IOMMU_NESTING_OP, uptr(page + 4088))).toBe(0);
+    expect(s.r.ioctl(s.cont, VFIO_IOMMU_NESTING_OP, at)).toBe(0);
     rec.stop();
     expect(rec.batches).toEqual([]);
   });

@@ -72,8 +72,8 @@ export class PhysicalMemory {
   private windowFirst = 0;
   private readonly regionIds = new Map<string, number>();
   /** the last region labelled and its id: frames are labelled a run at a time */
-  private lastRegion = '';
-  private lastRegionId = -1;
+  private lastRegion: string | null = null;
+  private lastRegionId = 0;
   private readonly regionNames: string[] = [];
 
   constructor(opts: { addressBits?: number; initialPages?: number } = {}) {

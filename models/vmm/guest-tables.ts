@@ -9,11 +9,9 @@ import {
   contextEntryAddressFor,
   decodePasidEntry,
   pasidDirEntries,
-  pasidDirEntryAddress,
-  pasidEntryAddress,
   pasidEntryAddressFor,
+  presentPasidEntries,
   readContextEntryAt,
-  readPasidDirEntryAt,
   readPasidEntryWordsAt,
   type PasidEntry,
 } from '../hw/vtd/tables.ts';
@@ -51,21 +49,7 @@ export function guestPasidEntry(vtd: Vtd, mem: PhysicalMemory, sid: number, pasi
 export function presentGuestPasids(vtd: Vtd, mem: PhysicalMemory, sid: number): number[] {
   const d = pasidDirOf(vtd, mem, sid);
   if (!d) return [];
-  const out: number[] = [];
-  for (let i = 0; i < d.pasids / 64; i++) {
-    const at = pasidDirEntryAddress(d.dir, i * 64);
-    // a 20-bit directory has 16 K entries: skip a page of it that was never written (512 entries)
-    if (at % 4096 === 0 && !mem.holdsData(at)) {
-      i += 511;
-      continue;
-    }
-    if ((mem.readU32(at) & 1) === 0) continue; // P clear: skip without decoding
-    const pde = readPasidDirEntryAt(mem, at);
-    for (let j = 0; j < 64; j++) {
-      if ((mem.readU32(pasidEntryAddress(pde.pasidTablePtr, j)) & 1) !== 0) out.push(i * 64 + j);
-    }
-  }
-  return out;
+  return presentPasidEntries(mem, d.dir, d.pasids / 64).map((e) => e.pasid);
 }
 
 export function sameEntry(a: Int32Array, b: Int32Array): boolean {

@@ -21,8 +21,8 @@ import {
   contextEntryAddress,
   decodePasidEntry,
   pasidDirEntries,
+  presentPasidEntries,
   readContextEntryAt,
-  readPasidDirEntryAt,
   readPasidEntryWordsAt,
   readRootEntry,
 } from './tables.ts';
@@ -139,32 +139,21 @@ function pasidEntries(
 ): unknown[] {
   const mem = vtd.mem;
   const out: unknown[] = [];
-  const nDir = pasidDirEntries(pdts);
-  for (let d = 0; d < nDir; d++) {
-    // a page of the directory (512 entries) that was never written holds no present entry
-    if ((dir + d * 8) % 4096 === 0 && !mem.holdsData(dir + d * 8)) {
-      d += 511;
-      continue;
+  for (const { pasid, at } of presentPasidEntries(mem, dir, pasidDirEntries(pdts))) {
+    const pe = decodePasidEntry(readPasidEntryWordsAt(mem, at));
+    const meaning: Record<string, unknown> = { pasid, pgtt: PGTT_NAMES[pe.pgtt] ?? `invalid(${pe.pgtt})` };
+    const usesFs = pe.pgtt === PGTT.FS || pe.pgtt === PGTT.NESTED;
+    const usesSs = pe.pgtt === PGTT.SS || pe.pgtt === PGTT.NESTED;
+    if (usesFs) {
+      meaning.fsRoot = pe.pgtt === PGTT.NESTED ? { gpa: hex(pe.flptr) } : ownerName(mem, pe.flptr);
+      meaning.fsLevels = 4 + pe.flpm;
+      meaning.sre = pe.sre;
+      meaning.wpe = pe.wpe;
+      meaning.eafe = pe.eafe;
     }
-    if ((mem.readU32(dir + d * 8) & 1) === 0) continue; // P clear: skip without decoding
-    const pde = readPasidDirEntryAt(mem, dir + d * 8);
-    for (let i = 0; i < 64; i++) {
-      if ((mem.readU32(pde.pasidTablePtr + i * 64) & 1) === 0) continue;
-      const pe = decodePasidEntry(readPasidEntryWordsAt(mem, pde.pasidTablePtr + i * 64));
-      const meaning: Record<string, unknown> = { pasid: d * 64 + i, pgtt: PGTT_NAMES[pe.pgtt] ?? `invalid(${pe.pgtt})` };
-      const usesFs = pe.pgtt === PGTT.FS || pe.pgtt === PGTT.NESTED;
-      const usesSs = pe.pgtt === PGTT.SS || pe.pgtt === PGTT.NESTED;
-      if (usesFs) {
-        meaning.fsRoot = pe.pgtt === PGTT.NESTED ? { gpa: hex(pe.flptr) } : ownerName(mem, pe.flptr);
-        meaning.fsLevels = 4 + pe.flpm;
-        meaning.sre = pe.sre;
-        meaning.wpe = pe.wpe;
-        meaning.eafe = pe.eafe;
-      }
-      if (usesSs || pe.pgtt === PGTT.PT) meaning.aw = pe.aw;
-      if (usesSs) meaning.secondStage = listingIdFor(pe.slptptr / 4096, pe.aw + 2);
-      out.push(meaning);
-    }
+    if (usesSs || pe.pgtt === PGTT.PT) meaning.aw = pe.aw;
+    if (usesSs) meaning.secondStage = listingIdFor(pe.slptptr / 4096, pe.aw + 2);
+    out.push(meaning);
   }
   return out;
 }

@@ -285,6 +285,30 @@ export function readPasidEntryAt(mem: PhysicalMemory, pa: number): PasidEntry {
 export function readPasidEntryWordsAt(mem: PhysicalMemory, pa: number): Int32Array {
   return readWords(mem, pa, 16);
 }
+
+/**
+ * The present entries of a PASID directory of `nDir` entries, PASID order: each PASID with its
+ * entry's address. Read with the CPU accessors (no walk counters move); a page of the directory
+ * that was never written (512 entries; a 20-bit directory has 16 K) is skipped whole, and entries
+ * are decoded only when their P bit is set.
+ */
+export function presentPasidEntries(mem: PhysicalMemory, dir: number, nDir: number): { pasid: number; at: number }[] {
+  const out: { pasid: number; at: number }[] = [];
+  for (let d = 0; d < nDir; d++) {
+    const pdeAt = dir + d * PASID_DIR_ENTRY_SIZE;
+    if (pdeAt % 4096 === 0 && !mem.holdsData(pdeAt)) {
+      d += 511;
+      continue;
+    }
+    if ((mem.readU32(pdeAt) & 1) === 0) continue;
+    const table = readPasidDirEntryAt(mem, pdeAt).pasidTablePtr;
+    for (let i = 0; i < 64; i++) {
+      const at = pasidEntryAddress(table, i);
+      if ((mem.readU32(at) & 1) !== 0) out.push({ pasid: d * 64 + i, at });
+    }
+  }
+  return out;
+}
 export function writePasidEntryAt(mem: PhysicalMemory, pa: number, e: PasidEntry): void {
   writeWords(mem, pa, encodePasidEntry(e));
 }

@@ -164,3 +164,15 @@ export function leaksSince(r: TunnelRig, base: Record<string, number>): { leaked
   }
   return { leaked, labels };
 }
+
+/**
+ * The one leak a fail-nth run of design A may show: intel_svm_bind_gpasid's error path frees the
+ * new intel_svm but not the ioasid_get() reference V4 14/18 took for it, so after a failed first
+ * bind the PASID stays FREE_PENDING and its ioasid_data leaks.
+ */
+export function expectV4BindLeak(result: { failedAt: string; leaked: Record<string, number>; labels: string[]; live: number[] }, where: string): void {
+  expect(result.failedAt, where).toBe('bind');
+  expect(result.leaked, where).toEqual({ object: 1 });
+  expect(result.labels, where).toEqual(['object: ioasid_data']);
+  expect(result.live, where).toEqual([PASID]);
+}

@@ -168,6 +168,8 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
       sim().call(FN.map, () => {
         const d = dom as DmarDomain;
         const w = d.writer!;
+        // intel_iommu_map raises the mark before it maps, so a failed map leaves it raised
+        d.max_addr = Math.max(d.max_addr, iova + pgcount * pgsize);
         for (let i = 0; i < pgcount; i++) {
           const va = iova + i * pgsize;
           try {
@@ -203,6 +205,7 @@ export function intelIommuOps(core: IommuCore, getIommu: () => IntelIommu, getPr
           gather.start = Math.min(gather.start, va);
           gather.end = Math.max(gather.end, va + pgsize - 1);
         }
+        if (done && d.max_addr === iova + pgcount * pgsize) d.max_addr = iova;
         return done;
       }),
     iotlb_sync: (dom, gather) =>

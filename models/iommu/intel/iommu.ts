@@ -44,6 +44,11 @@ export interface DmarDomain extends IommuDomain {
   readonly pgd: number;
   readonly agaw: number;
   readonly writer: PageTableWriter | null;
+  /**
+   * the high-water mark of mapped IOVA: intel_iommu_map raises it to iova + size, intel_iommu_unmap
+   * lowers it to iova only when it unmapped the top (max_addr == iova + size)
+   */
+  max_addr: number;
   /** page-table pages, freed with the domain */
   readonly tablePages: number[];
   /** DID per IOMMU unit (domain->iommu_array) */
@@ -296,6 +301,7 @@ export function paging_domain_alloc(s: PagingDomainSpec): DmarDomain | ErrPtr {
     pgd,
     agaw,
     writer,
+    max_addr: 0,
     tablePages,
     iommu_array: new Map(),
     dev_pasids: [],

@@ -102,6 +102,7 @@ export function nested_dmar_domain(
     pgd: 0,
     agaw: s2.agaw,
     writer: null,
+    max_addr: 0,
     tablePages: [],
     iommu_array: new Map(),
     dev_pasids: [],

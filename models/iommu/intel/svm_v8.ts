@@ -139,38 +139,6 @@ export function intel_svm_bound(k: Kernel, pasid: number): IntelSvm | null {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-/** the last derivation per domain, valid while its table has not changed */
-const maxAddrSeen = new WeakMap<DmarDomain, { changes: number; max: number }>();
-
-/**
- * v5.12's dmar_domain->max_addr, the high-water mark intel_iommu_map kept. The shared driver has
- * no such field, so the adapter derives the highest mapped end from the second-stage table (again
- * only after the table changed: a bind per (device, PASID) would otherwise walk it every time).
- */
-function dmar_domain_max_addr(d: DmarDomain): number {
-  const w = d.writer;
-  if (!w) return 0;
-  const seen = maxAddrSeen.get(d);
-  if (seen && seen.changes === w.changes) return seen.max;
-  const mem = d.iommu.mem;
-  const walk = (table: number, level: number, base: number): number => {
-    const span = 2 ** (12 + 9 * (level - 1));
-    for (let i = 511; i >= 0; i--) {
-      const lo = mem.readQword(table + i * 8);
-      const hi = mem.hi;
-      if ((lo & 3) === 0) continue;
-      if (level === 1 || (lo & 0x80) !== 0) return base + (i + 1) * span;
-      const next = (hi & 0xfffff) * 2 ** 32 + ((lo & ~0xfff) >>> 0);
-      const end = walk(next, level - 1, base + i * span);
-      if (end > 0) return end;
-    }
-    return 0;
-  };
-  const max = walk(d.pgd, w.levels, 0);
-  maxAddrSeen.set(d, { changes: w.changes, max });
-  return max;
-}
-
 /** The adapter's kernel-internal constructor: a stage-1 dmar_domain over `s2` for the guest table. */
 function nested_domain_from_bind(iommu: IntelIommu, s2: DmarDomain, gpgd: number, addr_width: number, vtdFlags: number, alloc: KAlloc): DmarDomain {
   const sre = (vtdFlags & IOMMU_SVA_VTD_GPASID_SRE) !== 0;
@@ -271,7 +239,7 @@ function setup_nested_v8(st: SvmState, info: DeviceDomainInfo, data: UapiObject,
       if (!iommu.caps.fl5lp) return -EINVAL;
     } else if (addr_width !== ADDR_WIDTH_4LEVEL) return -EINVAL;
     // "Guest PGD 0x%llx invalid, max addr 0x%llx": the root must lie in mapped guest RAM
-    if (gpgd > dmar_domain_max_addr(s2)) return -EINVAL;
+    if (gpgd > s2.max_addr) return -EINVAL;
     // intel_pasid_setup_bind_data
     if (vtdFlags & IOMMU_SVA_VTD_GPASID_SRE && !iommu.caps.srs) return -EINVAL;
     if (vtdFlags & IOMMU_SVA_VTD_GPASID_EAFE && !iommu.caps.eafs) return -EINVAL;

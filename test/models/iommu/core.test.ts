@@ -3,6 +3,7 @@ import { NO_PASID } from '../../../models/hw/vtd/vtd.ts';
 import { FR } from '../../../models/hw/vtd/faults.ts';
 import { PGTT } from '../../../models/hw/vtd/tables.ts';
 import { EBUSY, EINVAL, EPERM, IS_ERR } from '../../../models/kernel/errno.ts';
+import type { DmarDomain } from '../../../models/iommu/intel/iommu.ts';
 import { pasidEntryOf } from '../../../models/iommu/intel/pasid.ts';
 import { IOMMU_READ, IOMMU_WRITE, type IommuDomain } from '../../../models/iommu/types.ts';
 import { bootHost } from '../../helpers/host.ts';
@@ -55,6 +56,25 @@ describe('IOMMU core: groups, ownership and RID attach', () => {
     m.core.iommu_group_release_dma_owner(group);
     expect(m.sim.leaks.count('iommu-page')).toBe(0);
     expect(m.sim.leaks.count('object')).toBe(0);
+  });
+
+  it("keeps dmar_domain->max_addr as intel_iommu_map/unmap do: raised by a map, lowered only by an unmap of the top", () => {
+    const { m } = bootHost();
+    const a = m.addPciDevice('fn0', 0x0500, { pasidBits: 0 });
+    const d = paging(m, a.dev) as DmarDomain;
+    const pa = m.k.pages.allocPage('test.buffer', 0) * 4096;
+    expect(d.max_addr).toBe(0);
+    expect(m.core.iommu_map(d, 0x10_0000, pa, 0x2000, IOMMU_READ)).toBe(0);
+    expect(m.core.iommu_map(d, 0x40_0000, pa, 0x1000, IOMMU_READ)).toBe(0);
+    expect(d.max_addr).toBe(0x40_1000);
+    // an unmap below the top leaves the mark where it was
+    expect(m.core.iommu_unmap(d, 0x10_0000, 0x1000)).toBe(0x1000);
+    expect(d.max_addr).toBe(0x40_1000);
+    // unmapping exactly the top lowers it to that IOVA, not to the next mapping's end
+    expect(m.core.iommu_unmap(d, 0x40_0000, 0x1000)).toBe(0x1000);
+    expect(d.max_addr).toBe(0x40_0000);
+    m.core.iommu_unmap(d, 0x10_1000, 0x1000);
+    m.core.iommu_domain_free(d);
   });
 
   it('refuses a PASID attach on the RID\'s PASID 0 and a second attach of the same PASID', () => {

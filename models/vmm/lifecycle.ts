@@ -148,10 +148,12 @@ export class DeviceLifecycle {
 
   /** Records an intent that succeeded. Throws on an intent `check` would refuse (a backend bug). */
   commit(intent: LifecycleIntent): void {
-    const refused = this.check(intent);
-    if (refused) throw new Error(`lifecycle commit of a refused intent: ${refused.message}`);
+    const before = this.actor.getSnapshot();
     this.actor.send(toEvent(intent));
     if (this.fault !== null) throw this.fault instanceof Error ? this.fault : new Error(String(this.fault));
+    // xstate keeps the very snapshot when no transition takes the event: the backend already
+    // asked `check`, so a second `can` per intent would only look for its own bugs
+    if (this.actor.getSnapshot() === before) throw new Error(`lifecycle commit of a refused intent: ${this.check(intent)?.message ?? intent.op}`);
   }
 
   /** Data plane: an invalidation needs the device assigned and the PASID bound (no event sent). */

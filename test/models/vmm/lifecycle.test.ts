@@ -36,6 +36,9 @@ describe('per-device lifecycle (xstate)', () => {
     expect(l.check({ op: 'replace', pasid: 2, root: 0 })!.message).toBe('device nic0: cannot replace PASID 2 in state assigned: PASID 2 is not bound');
     l.commit({ op: 'bind', pasid: 2, root: 0 });
     expect(l.check({ op: 'bind', pasid: 2, root: 0 })!.message).toBe('device nic0: cannot bind PASID 2 in state assigned: PASID 2 is already bound');
+    expect(() => l.commit({ op: 'bind', pasid: 2, root: 0x5000 })).toThrow(/refused intent: device nic0: cannot bind PASID 2 in state assigned: PASID 2 is already bound/);
+    expect(() => l.commit({ op: 'unbind', pasid: 3 })).toThrow(/refused intent/);
+    expect(l.bound).toEqual(new Map([[2, 0]]));
     l.commit({ op: 'close' });
     for (const op of ['assign', 'unassign', 'close'] as const) expect(l.check({ op })!.message).toBe(`device nic0: cannot ${op} in state closed`);
     expect(() => l.commit({ op: 'assign' })).toThrow(/refused intent/);

@@ -10,7 +10,7 @@ export function cli(...args: string[]): { code: number | null; stdout: string; s
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Runs the CLI as `npm start` does: bundled by bin/start.mjs, then run from dist/. */
+/** Runs the CLI as `npm start` does: from its bundle in dist/ (bin/bundle.mjs), built when missing. */
 export function startCli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [start, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

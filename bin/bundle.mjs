@@ -68,7 +68,12 @@ export async function ensureBundle() {
   // (relative chunk imports survive the rename; the worker entry is named for the final folder)
   const tmp = `${dist}/.${id}.${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  await build(files, tmp, dir);
+  try {
+    await build(files, tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   writeFileSync(`${tmp}/${COMPLETE}`, `${new Date().toISOString()}\n`);
   try {
     renameSync(tmp, dir);

@@ -57,9 +57,6 @@ export interface MapFlags {
  * writer (identity by default). Non-leaf entries are fully permissive, as Linux writes them.
  */
 export class PageTableWriter {
-  /** bumped by every leaf written or cleared: lets a reader cache what it derived from the table */
-  changes = 0;
-
   constructor(
     readonly mem: PhysicalMemory,
     readonly stage: Stage,
@@ -84,7 +81,6 @@ export class PageTableWriter {
 
   /** Clears the leaf entry at `slot` (an address leafSlot gave). */
   clearLeaf(slot: number): void {
-    this.changes++;
     this.mem.writeQword(slot, 0, 0);
   }
 
@@ -98,7 +94,6 @@ export class PageTableWriter {
     if (va % pageSize !== 0 || pa % pageSize !== 0) throw new RangeError('unaligned mapping');
     const slot = this.leafSlot(va, level, true);
     const [lo, hi] = this.leafBits(pa, level, flags);
-    this.changes++;
     this.mem.writeQword(slot, lo, hi);
   }
 
